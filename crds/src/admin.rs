@@ -1,0 +1,236 @@
+//! Documents of the token server's admin API. The operator (and the standalone loader) send a
+//! [`ClientRegistration`] per client; the server stores it as is. Secrets never travel: only their
+//! SHA-256 digests do.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{AuthMethod, EffectiveSettings, GrantType};
+
+/// Prefix of every admin route.
+pub const PREFIX: &str = "/admin/v1";
+/// Page size used when listing clients if the caller names none.
+pub const DEFAULT_PAGE_SIZE: usize = 500;
+
+/// Everything the token server needs to know about one client.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientRegistration {
+    /// The OAuth client_id.
+    pub client_id: String,
+    /// Where the client was declared, such as `team-a/billing`, for logs and audits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Shown on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// How the client authenticates.
+    pub token_endpoint_auth_method: AuthMethod,
+    /// Registered redirect URIs, matched exactly.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// The settings the server enforces, as resolved from policies.
+    pub effective: EffectiveSettings,
+    /// Digests of the secrets that authenticate the client. Two during a rotation's grace period.
+    #[serde(default)]
+    pub secrets: Vec<SecretDigest>,
+}
+
+/// The digest of one client secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretDigest {
+    /// Lower-case hex SHA-256 of the secret's UTF-8 bytes.
+    pub sha256: String,
+    /// Unix time after which this secret stops working (the end of a rotation's grace period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// One page of registrations.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientList {
+    /// The registrations on this page, ordered by client_id.
+    pub items: Vec<ClientRegistration>,
+    /// Pass as `continue` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#continue: Option<String>,
+}
+
+/// A field of an admin document that is invalid, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// The JSON path of the field, such as `effective.accessTokenTtlSeconds`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn field_error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Hex SHA-256 of a client secret, as stored by the server and sent by the operator.
+pub fn secret_digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+impl ClientRegistration {
+    /// Checks the rules the server relies on. The CRD schema already enforces most of them in a
+    /// cluster; the admin API checks again because it is also reachable without one.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let id = &self.client_id;
+        if id.is_empty() || id.len() > 253 {
+            return Err(field_error("clientId", "must be 1 to 253 characters"));
+        }
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))
+        {
+            return Err(field_error(
+                "clientId",
+                "may contain only letters, digits and . _ ~ -",
+            ));
+        }
+        let public = self.token_endpoint_auth_method == AuthMethod::None;
+        let e = &self.effective;
+        if public && !self.secrets.is_empty() {
+            return Err(field_error(
+                "secrets",
+                "a public client (tokenEndpointAuthMethod: none) has no secrets",
+            ));
+        }
+        if public
+            && e.grant_types
+                .iter()
+                .any(|g| matches!(g, GrantType::ClientCredentials | GrantType::Password))
+        {
+            return Err(field_error(
+                "effective.grantTypes",
+                "a public client may not use client_credentials or password",
+            ));
+        }
+        let redirecting = e
+            .grant_types
+            .iter()
+            .any(|g| matches!(g, GrantType::AuthorizationCode | GrantType::Implicit));
+        if redirecting && self.redirect_uris.is_empty() {
+            return Err(field_error(
+                "redirectUris",
+                "authorization_code and implicit need at least one redirect URI",
+            ));
+        }
+        for (i, uri) in self.redirect_uris.iter().enumerate() {
+            if let Err(why) = check_redirect_uri(uri) {
+                return Err(field_error(format!("redirectUris[{i}]"), why));
+            }
+        }
+        for (i, s) in self.secrets.iter().enumerate() {
+            if s.sha256.len() != 64
+                || !s
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(field_error(
+                    format!("secrets[{i}].sha256"),
+                    "must be 64 lower-case hex digits",
+                ));
+            }
+        }
+        for (field, value) in [
+            ("effective.accessTokenTtlSeconds", e.access_token_ttl_seconds),
+            ("effective.refreshTokenTtlSeconds", e.refresh_token_ttl_seconds),
+            (
+                "effective.authorizationCodeTtlSeconds",
+                e.authorization_code_ttl_seconds,
+            ),
+        ] {
+            if value <= 0 {
+                return Err(field_error(field, "must be a positive number of seconds"));
+            }
+        }
+        for (i, scope) in e.scopes.iter().enumerate() {
+            if scope.is_empty()
+                || !scope
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+            {
+                return Err(field_error(
+                    format!("effective.scopes[{i}]"),
+                    "is not a valid scope token (RFC 6749 §3.3)",
+                ));
+            }
+        }
+        for (i, scope) in e.default_scopes.iter().enumerate() {
+            if !e.scopes.contains(scope) {
+                return Err(field_error(
+                    format!("effective.defaultScopes[{i}]"),
+                    "must be one of effective.scopes",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The redirect-URI rule of the CRD: absolute, no fragment, https unless the host is loopback.
+pub fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
+    if uri.contains('#') {
+        return Err("must not contain a fragment");
+    }
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err("must be an absolute URL");
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    if host.is_empty() {
+        return Err("must have a host");
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" if matches!(host, "localhost" | "127.0.0.1" | "::1") => Ok(()),
+        "http" => Err("must use https unless the host is localhost or a loopback address"),
+        _ => Err("must use https (or http on localhost)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_digest_is_lower_case_hex_sha256() {
+        assert_eq!(
+            secret_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn redirect_uris_follow_the_crd_rule() {
+        assert!(check_redirect_uri("https://app.example.com/cb").is_ok());
+        assert!(check_redirect_uri("http://localhost:8080/cb").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1/cb").is_ok());
+        assert!(check_redirect_uri("http://[::1]:9000/cb").is_ok());
+        assert_eq!(
+            check_redirect_uri("http://app.example.com/cb"),
+            Err("must use https unless the host is localhost or a loopback address")
+        );
+        assert_eq!(
+            check_redirect_uri("https://app.example.com/cb#x"),
+            Err("must not contain a fragment")
+        );
+        assert_eq!(check_redirect_uri("/cb"), Err("must be an absolute URL"));
+    }
+}
