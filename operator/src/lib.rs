@@ -1,1 +1,296 @@
-//! The Gatehouse operator.
+//! The Gatehouse operator: reconciles `OAuthClient` and `OAuthPolicy` into client Secrets and
+//! registrations on the token server, and keeps the bundled token server itself deployed.
+//!
+//! [`run`] is the whole operator; the binary's [`Args`] only turn flags into a [`Config`]. Controllers run
+//! only while this replica holds the leader Lease (see [`leader`]).
+
+pub mod admin;
+mod args;
+pub mod client;
+pub mod conditions;
+pub mod leader;
+pub mod metrics;
+pub mod policy;
+pub mod rotation;
+pub mod secret;
+pub mod server_deployment;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+pub use args::Args;
+use futures::FutureExt as _;
+use kube::{
+    Api,
+    runtime::events::{Recorder, Reporter},
+};
+use tracing::info;
+
+pub use crate::server_deployment::{Database, ServerConfig};
+use crate::{admin::AdminClient, metrics::Metrics};
+
+/// The field manager of every server-side apply, and the events' reporting controller.
+pub const MANAGER: &str = "gatehouse-operator";
+
+/// Everything the operator needs to know, from its flags.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespace of the bundled token server, the admin-token Secret and the leader Lease.
+    pub namespace: String,
+    /// Namespaces whose OAuthClients and OAuthPolicies are reconciled; empty means all.
+    pub watch_namespaces: Vec<String>,
+    /// How the bundled token server is deployed.
+    pub server: ServerConfig,
+    /// Base URL of the token server's admin API.
+    pub server_admin_url: String,
+    /// How often every client is checked against the server, even without a change.
+    pub resync_interval: Duration,
+    /// Upper bound of the retry backoff after a failed reconcile.
+    pub max_backoff: Duration,
+    /// Whether to take a Lease before reconciling.
+    pub leader_election: bool,
+    /// How long a Lease stays valid without renewal.
+    pub lease_duration: Duration,
+    /// This replica's identity in the Lease and in Events.
+    pub identity: String,
+    /// Where to serve /metrics, /healthz and /readyz; `None` serves nothing.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Errors of the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An object came back from the API without a field the operator relies on.
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+    /// Listing OAuthPolicies failed.
+    #[error("listing OAuthPolicies: {0}")]
+    ListPolicies(#[source] kube::Error),
+    /// Listing OAuthClients failed.
+    #[error("listing OAuthClients: {0}")]
+    ListClients(#[source] kube::Error),
+    /// Reading a Secret failed.
+    #[error("reading Secret {name}: {source}")]
+    ReadSecret {
+        /// The Secret.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing a client's Secret failed.
+    #[error("applying Secret {name}: {source}")]
+    ApplySecret {
+        /// The Secret.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing an object's status failed.
+    #[error("writing status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    /// Writing an annotation on an OAuthClient failed.
+    #[error("writing annotations: {0}")]
+    WriteAnnotations(#[source] kube::Error),
+    /// The token server did not take the registration.
+    #[error("registering client {client_id}: {source}")]
+    RegisterClient {
+        /// The client.
+        client_id: String,
+        /// Why.
+        #[source]
+        source: admin::AdminError,
+    },
+    /// The token server did not remove the registration.
+    #[error("deregistering client {client_id}: {source}")]
+    DeregisterClient {
+        /// The client.
+        client_id: String,
+        /// Why.
+        #[source]
+        source: admin::AdminError,
+    },
+    /// Adding or removing the finalizer, or the reconcile inside it, failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Applying an object of the bundled server failed.
+    #[error("applying {kind} {name}: {source}")]
+    ApplyServerObject {
+        /// Object kind.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Reading or writing the leader Lease failed.
+    #[error("leader lease: {0}")]
+    Lease(#[source] kube::Error),
+    /// Another replica took the Lease while this one was leading.
+    #[error("lost the leader lease")]
+    LostLeadership,
+    /// The configuration is inconsistent.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The admin client could not be built.
+    #[error("admin client: {0}")]
+    AdminClient(#[source] admin::AdminError),
+    /// The metrics listener could not be bound.
+    #[error("metrics listener: {0}")]
+    Metrics(#[source] std::io::Error),
+    /// JSON encoding failed.
+    #[error("encoding JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Result type of the operator.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Shared by every reconcile.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The operator's configuration.
+    pub config: Arc<Config>,
+    /// The token server's admin API.
+    pub admin: AdminClient,
+    backoff: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context for `config`, talking to the cluster through `client`.
+    pub fn new(config: Arc<Config>, client: kube::Client, metrics: Arc<Metrics>) -> Result<Self> {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), &config.namespace);
+        let admin = AdminClient::new(&config.server_admin_url, secrets).map_err(Error::AdminClient)?;
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.into(),
+                instance: Some(config.identity.clone()),
+            },
+        );
+        Ok(Self {
+            client,
+            recorder,
+            metrics,
+            config,
+            admin,
+            backoff: Mutex::default(),
+        })
+    }
+
+    /// The next retry delay for `key`: doubling from one second up to `max_backoff`.
+    pub fn next_backoff(&self, key: String) -> Duration {
+        let mut map = self
+            .backoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let failures = map.entry(key).or_insert(0);
+        *failures = failures.saturating_add(1);
+        backoff_delay(*failures, self.config.max_backoff)
+    }
+
+    /// Forgets the failures of `key` after a successful reconcile.
+    pub fn reset_backoff(&self, key: &str) {
+        self.backoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+/// The retry delay after `failures` consecutive failures: 1 s, 2 s, 4 s, ... capped at `max`.
+pub fn backoff_delay(failures: u32, max: Duration) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    Duration::from_secs(1u64 << exp).min(max)
+}
+
+/// Runs the operator until `shutdown` resolves or leadership is lost: serves metrics, waits for the
+/// leader Lease (if enabled), then runs the server-deployment loop and the controllers.
+pub async fn run(
+    config: Config,
+    client: kube::Client,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    if config.server.database == Database::Postgres && config.server.postgres_secret.is_none() {
+        return Err(Error::InvalidConfig(
+            "--database postgres needs --postgres-secret".into(),
+        ));
+    }
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = shutdown.shared();
+    if let Some(addr) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(Error::Metrics)?;
+        info!(addr = %listener.local_addr().map_err(Error::Metrics)?, "serving metrics");
+        tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
+    }
+    let ctx = Arc::new(Context::new(config.clone(), client.clone(), metrics.clone())?);
+    let work = async move {
+        let server = server_deployment::run(ctx.clone());
+        let controllers = run_controllers(ctx.clone());
+        tokio::join!(server, controllers);
+        Ok(())
+    };
+    if config.leader_election {
+        leader::lead(client, config, metrics, shutdown, work).await
+    } else {
+        metrics.set_leader(true);
+        tokio::select! {
+            r = work => r,
+            () = shutdown => Ok(()),
+        }
+    }
+}
+
+async fn run_controllers(ctx: Arc<Context>) {
+    let scopes: Vec<Option<String>> = if ctx.config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut tasks = Vec::new();
+    for ns in scopes {
+        tasks.push(client::run(ctx.clone(), ns.clone()).boxed());
+        tasks.push(policy::run(ctx.clone(), ns).boxed());
+    }
+    futures::future::join_all(tasks).await;
+}
+
+/// An `Api` over `ns`, or over every namespace.
+pub(crate) fn scoped_api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_the_cap() {
+        let cap = Duration::from_secs(30);
+        let delays: Vec<u64> = (1..=7).map(|n| backoff_delay(n, cap).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(backoff_delay(u32::MAX, cap), cap);
+    }
+}

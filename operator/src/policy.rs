@@ -1,0 +1,230 @@
+//! The OAuthPolicy controller: works out which clients each policy selects, and for which of them a
+//! higher-priority policy decides a setting this one sets, and writes that into the policy's status.
+//! Re-reconciling the selected clients themselves is the client controller's job (it watches policies).
+
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use gatehouse_crds::{OAuthClient, OAuthPolicy, OAuthPolicyStatus, resolve, selector};
+use jiff::Timestamp;
+use kube::{
+    Api, ResourceExt as _,
+    api::{Patch, PatchParams},
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+};
+use serde_json::json;
+use tracing::warn;
+
+use crate::{
+    Context, Error, MANAGER, Result,
+    conditions::{self as cond, Desired},
+};
+
+const CONTROLLER: &str = "oauthpolicy";
+
+/// Which clients a policy selects and for which it is overridden. Pure.
+pub fn evaluate(
+    policy: &OAuthPolicy,
+    policies: &[OAuthPolicy],
+    clients: &[OAuthClient],
+) -> gatehouse_crds::Result<(Vec<String>, Vec<String>)> {
+    let name = policy.name_any();
+    let ns = policy.namespace();
+    let mut matched = Vec::new();
+    let mut overridden = Vec::new();
+    for client in clients.iter().filter(|c| c.namespace() == ns) {
+        let labels = client.metadata.labels.clone().unwrap_or_default();
+        if !selector::matches(policy.spec.client_selector.as_ref(), &labels)? {
+            continue;
+        }
+        matched.push(client.name_any());
+        let resolution = resolve(client, policies)?;
+        if resolution
+            .applied
+            .iter()
+            .any(|a| a.name == name && !a.overridden.is_empty())
+        {
+            overridden.push(client.name_any());
+        }
+    }
+    matched.sort();
+    overridden.sort();
+    Ok((matched, overridden))
+}
+
+/// Runs the controller for OAuthPolicies in `ns` (all namespaces if `None`) until cancelled.
+pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
+    let c = &ctx.client;
+    let controller = Controller::new(
+        crate::scoped_api::<OAuthPolicy>(c, ns.as_deref()),
+        watcher::Config::default().any_semantic(),
+    );
+    let store = controller.store();
+    controller
+        // A new, changed or deleted client changes matchedClients of every policy in its namespace.
+        .watches(
+            crate::scoped_api::<OAuthClient>(c, ns.as_deref()),
+            watcher::Config::default().any_semantic(),
+            move |client| {
+                let ns = client.namespace();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|p| p.namespace() == ns)
+                    .map(|p| ObjectRef::from_obj(&*p))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "oauthpolicy controller");
+            }
+        })
+        .await;
+}
+
+/// One reconcile of `policy`.
+pub async fn reconcile(policy: Arc<OAuthPolicy>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let ns = policy
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = policy.name_any();
+    let policies: Api<OAuthPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+    let all_policies = policies
+        .list(&Default::default())
+        .await
+        .map_err(Error::ListPolicies)?;
+    let clients = Api::<OAuthClient>::namespaced(ctx.client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .map_err(Error::ListClients)?;
+    let old = policy.status.clone().unwrap_or_default();
+    let generation = policy.metadata.generation;
+    let (matched, overridden, ready) = match evaluate(&policy, &all_policies.items, &clients.items) {
+        Ok((matched, overridden)) => {
+            let message = format!("selects {} client(s)", matched.len());
+            (
+                matched,
+                overridden,
+                Desired::ok(cond::READY, cond::REASON_POLICY_APPLIED, message),
+            )
+        }
+        Err(e) => (
+            Vec::new(),
+            Vec::new(),
+            Desired::failed(cond::READY, cond::REASON_INVALID_POLICY, e.to_string()),
+        ),
+    };
+    let status = OAuthPolicyStatus {
+        matched_clients: matched,
+        overridden_for: overridden,
+        conditions: cond::merge(&old.conditions, &[ready], generation, Timestamp::now()),
+        observed_generation: generation,
+    };
+    if status != old {
+        let patch =
+            json!({ "apiVersion": "gatehouse.dev/v1alpha1", "kind": "OAuthPolicy", "status": status });
+        policies
+            .patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+            .await
+            .map_err(Error::WriteStatus)?;
+    }
+    ctx.reset_backoff(&format!("oauthpolicy/{ns}/{name}"));
+    Ok(Action::requeue(ctx.config.resync_interval))
+}
+
+/// Retries a failed reconcile with exponential backoff.
+pub fn error_policy(policy: Arc<OAuthPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(CONTROLLER);
+    let key = format!(
+        "oauthpolicy/{}/{}",
+        policy.namespace().unwrap_or_default(),
+        policy.name_any()
+    );
+    warn!(policy = %key, error = %error, "reconcile failed");
+    Action::requeue(ctx.next_backoff(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_crds::{GrantType, OAuthClientSpec, OAuthPolicySpec};
+
+    use super::*;
+
+    fn client(name: &str, tier: &str) -> OAuthClient {
+        let mut c = OAuthClient::new(
+            name,
+            OAuthClientSpec {
+                client_id: None,
+                display_name: None,
+                grant_types: vec![GrantType::ClientCredentials],
+                redirect_uris: vec![],
+                scopes: vec![],
+                audience: vec![],
+                token_endpoint_auth_method: None,
+                first_party: None,
+                secret: None,
+                existing_secret_ref: None,
+                deletion_policy: None,
+            },
+        );
+        c.metadata.namespace = Some("team".into());
+        c.metadata.labels = Some([("tier".to_owned(), tier.to_owned())].into());
+        c
+    }
+
+    fn policy(name: &str, priority: i32, tier: Option<&str>, ttl: &str) -> OAuthPolicy {
+        let mut p = OAuthPolicy::new(
+            name,
+            OAuthPolicySpec {
+                priority,
+                client_selector: tier.map(|t| {
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                        match_labels: Some([("tier".to_owned(), t.to_owned())].into()),
+                        match_expressions: None,
+                    }
+                }),
+                access_token_ttl: Some(gatehouse_crds::Duration::new(ttl)),
+                ..Default::default()
+            },
+        );
+        p.metadata.namespace = Some("team".into());
+        p
+    }
+
+    #[test]
+    fn a_policy_lists_the_clients_it_selects_and_where_it_is_overridden() {
+        let clients = [
+            client("a", "backend"),
+            client("b", "frontend"),
+            client("c", "backend"),
+        ];
+        let broad = policy("broad", 0, None, "1h");
+        let narrow = policy("narrow", 10, Some("backend"), "5m");
+        let policies = [broad.clone(), narrow.clone()];
+        assert_eq!(
+            evaluate(&broad, &policies, &clients).unwrap(),
+            (
+                vec!["a".into(), "b".into(), "c".into()],
+                vec!["a".into(), "c".into()]
+            )
+        );
+        assert_eq!(
+            evaluate(&narrow, &policies, &clients).unwrap(),
+            (vec!["a".into(), "c".into()], vec![])
+        );
+    }
+
+    #[test]
+    fn clients_of_other_namespaces_are_ignored() {
+        let mut other = client("x", "backend");
+        other.metadata.namespace = Some("elsewhere".into());
+        let p = policy("p", 0, None, "1h");
+        assert_eq!(
+            evaluate(&p, std::slice::from_ref(&p), &[other]).unwrap(),
+            (vec![], vec![])
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! The generated client Secret: key names, the data it holds, and how the current secret is read back.
+//! Rendering is pure; only [`generate`] draws randomness.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use gatehouse_crds::{OAuthClient, SecretKeys, admin::SecretDigest, admin::secret_digest};
+use jiff::Timestamp;
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::Secret,
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+};
+use rand::RngCore as _;
+
+/// Annotation on the Secret: when its current secret was generated (RFC 3339).
+pub const ROTATED_AT: &str = "gatehouse.dev/rotated-at";
+/// Annotation on the Secret: the `gatehouse.dev/rotate` value its current secret was generated for.
+pub const ROTATE_HANDLED: &str = "gatehouse.dev/rotate-handled";
+/// Annotation on the OAuthClient that forces a rotation when its value changes.
+pub const ROTATE: &str = "gatehouse.dev/rotate";
+/// Annotation on the OAuthClient: the digests last registered (JSON, digests only, never secrets).
+pub const REGISTERED_DIGESTS: &str = "gatehouse.dev/registered-digests";
+/// Label on every generated Secret.
+pub const CLIENT_LABEL: &str = "gatehouse.dev/client";
+/// The managed-by label value.
+pub const MANAGED_BY: &str = "gatehouse-operator";
+
+/// The key names of a generated Secret, with the spec's overrides applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyNames {
+    /// Holds the client_id.
+    pub client_id: String,
+    /// Holds the current secret.
+    pub client_secret: String,
+    /// Holds the secret being rotated out, during a grace period.
+    pub previous_client_secret: String,
+    /// Holds the token endpoint URL.
+    pub token_url: String,
+    /// Holds the issuer.
+    pub issuer: String,
+    /// Holds the space-separated default scopes.
+    pub scope: String,
+}
+
+impl KeyNames {
+    /// The key names for `keys` (the spec's `secret.keys`), each defaulting to its documented name.
+    pub fn from_spec(keys: Option<&SecretKeys>) -> Self {
+        let pick = |f: fn(&SecretKeys) -> Option<&String>, default: &str| {
+            keys.and_then(f).cloned().unwrap_or_else(|| default.to_owned())
+        };
+        Self {
+            client_id: pick(|k| k.client_id.as_ref(), "client_id"),
+            client_secret: pick(|k| k.client_secret.as_ref(), "client_secret"),
+            previous_client_secret: pick(|k| k.previous_client_secret.as_ref(), "previous_client_secret"),
+            token_url: pick(|k| k.token_url.as_ref(), "token_url"),
+            issuer: pick(|k| k.issuer.as_ref(), "issuer"),
+            scope: pick(|k| k.scope.as_ref(), "scope"),
+        }
+    }
+}
+
+/// Everything a generated Secret holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contents<'a> {
+    /// The OAuth client_id.
+    pub client_id: &'a str,
+    /// The current secret; absent for a public client.
+    pub secret: Option<&'a str>,
+    /// The secret being rotated out, during a grace period only.
+    pub previous: Option<&'a str>,
+    /// The issuer URL.
+    pub issuer: &'a str,
+    /// The default scopes.
+    pub scopes: &'a [String],
+    /// When the current secret was generated.
+    pub rotated_at: Option<Timestamp>,
+    /// The rotate annotation value acted on.
+    pub rotate_handled: Option<&'a str>,
+}
+
+/// The token endpoint of `issuer`.
+pub fn token_url(issuer: &str) -> String {
+    format!("{}/token", issuer.trim_end_matches('/'))
+}
+
+/// Renders the Secret for `client`, owned by it with `controller: true`.
+pub fn render(client: &OAuthClient, owner: OwnerReference, contents: &Contents<'_>) -> Secret {
+    let template = client.spec.secret.clone().unwrap_or_default();
+    let keys = KeyNames::from_spec(template.keys.as_ref());
+    let mut data = BTreeMap::new();
+    let mut put = |k: &str, v: &str| {
+        data.insert(k.to_owned(), ByteString(v.as_bytes().to_vec()));
+    };
+    put(&keys.client_id, contents.client_id);
+    if let Some(secret) = contents.secret {
+        put(&keys.client_secret, secret);
+    }
+    if let Some(previous) = contents.previous {
+        put(&keys.previous_client_secret, previous);
+    }
+    put(&keys.token_url, &token_url(contents.issuer));
+    put(&keys.issuer, contents.issuer);
+    put(&keys.scope, &contents.scopes.join(" "));
+
+    let mut labels = template.labels.clone();
+    labels.insert("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned());
+    labels.insert(
+        CLIENT_LABEL.to_owned(),
+        client.metadata.name.clone().unwrap_or_default(),
+    );
+    let mut annotations = template.annotations.clone();
+    if let Some(at) = contents.rotated_at {
+        annotations.insert(ROTATED_AT.to_owned(), at.to_string());
+    }
+    if let Some(handled) = contents.rotate_handled {
+        annotations.insert(ROTATE_HANDLED.to_owned(), handled.to_owned());
+    }
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(client.secret_name()),
+            namespace: client.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// A string value of `secret` under `key`, if present and UTF-8.
+pub fn value<'a>(secret: &'a Secret, key: &str) -> Option<&'a str> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .and_then(|v| std::str::from_utf8(&v.0).ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// The current secret held by a generated Secret: the value under the client-secret key, or, if the key
+/// names changed, whichever value matches the digest registered as current.
+pub fn current(secret: &Secret, keys: &KeyNames, remembered: &[SecretDigest]) -> Option<String> {
+    if let Some(v) = value(secret, &keys.client_secret) {
+        return Some(v.to_owned());
+    }
+    let current = remembered.iter().find(|d| d.expires_at.is_none())?;
+    secret
+        .data
+        .as_ref()?
+        .values()
+        .filter_map(|v| std::str::from_utf8(&v.0).ok())
+        .find(|v| secret_digest(v) == current.sha256)
+        .map(str::to_owned)
+}
+
+/// A new client secret: 256 random bits, base64url without padding.
+pub fn generate() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_crds::{GrantType, OAuthClientSpec, SecretTemplate};
+
+    use super::*;
+
+    fn client(template: Option<SecretTemplate>) -> OAuthClient {
+        let mut c = OAuthClient::new(
+            "billing",
+            OAuthClientSpec {
+                client_id: None,
+                display_name: None,
+                grant_types: vec![GrantType::ClientCredentials],
+                redirect_uris: vec![],
+                scopes: vec![],
+                audience: vec![],
+                token_endpoint_auth_method: None,
+                first_party: None,
+                secret: template,
+                existing_secret_ref: None,
+                deletion_policy: None,
+            },
+        );
+        c.metadata.namespace = Some("team-a".into());
+        c
+    }
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "gatehouse.dev/v1alpha1".into(),
+            kind: "OAuthClient".into(),
+            name: "billing".into(),
+            uid: "u-1".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    fn text(s: &Secret, k: &str) -> String {
+        value(s, k).unwrap().to_owned()
+    }
+
+    #[test]
+    fn secret_holds_the_documented_keys_and_is_owned_by_its_client() {
+        let c = client(None);
+        let scopes = vec!["read".to_owned(), "write".to_owned()];
+        let s = render(
+            &c,
+            owner(),
+            &Contents {
+                client_id: "billing.team-a",
+                secret: Some("s3cret"),
+                previous: None,
+                issuer: "https://auth.example.com/",
+                scopes: &scopes,
+                rotated_at: Some(Timestamp::from_second(0).unwrap()),
+                rotate_handled: None,
+            },
+        );
+        assert_eq!(s.metadata.name.as_deref(), Some("billing-oauth"));
+        assert_eq!(s.metadata.namespace.as_deref(), Some("team-a"));
+        let keys: Vec<_> = s.data.as_ref().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            ["client_id", "client_secret", "issuer", "scope", "token_url"]
+        );
+        assert_eq!(text(&s, "client_id"), "billing.team-a");
+        assert_eq!(text(&s, "client_secret"), "s3cret");
+        assert_eq!(text(&s, "token_url"), "https://auth.example.com/token");
+        assert_eq!(text(&s, "scope"), "read write");
+        assert_eq!(s.metadata.owner_references.unwrap()[0].controller, Some(true));
+        assert_eq!(
+            s.metadata.annotations.unwrap()[ROTATED_AT],
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(s.metadata.labels.unwrap()[CLIENT_LABEL], "billing");
+    }
+
+    #[test]
+    fn key_names_labels_and_annotations_come_from_the_spec() {
+        let template = SecretTemplate {
+            name: Some("creds".into()),
+            labels: [("team".to_owned(), "a".to_owned())].into(),
+            annotations: [("note".to_owned(), "x".to_owned())].into(),
+            keys: Some(SecretKeys {
+                client_id: Some("ID".into()),
+                client_secret: Some("SECRET".into()),
+                previous_client_secret: Some("OLD".into()),
+                ..Default::default()
+            }),
+            rotation: None,
+        };
+        let c = client(Some(template));
+        let s = render(
+            &c,
+            owner(),
+            &Contents {
+                client_id: "id",
+                secret: Some("new"),
+                previous: Some("old"),
+                issuer: "http://i",
+                scopes: &[],
+                rotated_at: None,
+                rotate_handled: Some("v2"),
+            },
+        );
+        assert_eq!(s.metadata.name.as_deref(), Some("creds"));
+        assert_eq!(text(&s, "ID"), "id");
+        assert_eq!(text(&s, "SECRET"), "new");
+        assert_eq!(text(&s, "OLD"), "old");
+        assert_eq!(s.metadata.labels.as_ref().unwrap()["team"], "a");
+        let annotations = s.metadata.annotations.as_ref().unwrap();
+        assert_eq!(annotations["note"], "x");
+        assert_eq!(annotations[ROTATE_HANDLED], "v2");
+        assert!(!annotations.contains_key(ROTATED_AT));
+    }
+
+    #[test]
+    fn a_public_client_secret_has_no_client_secret_key() {
+        let s = render(
+            &client(None),
+            owner(),
+            &Contents {
+                client_id: "id",
+                secret: None,
+                previous: None,
+                issuer: "http://i",
+                scopes: &[],
+                rotated_at: None,
+                rotate_handled: None,
+            },
+        );
+        assert!(!s.data.unwrap().contains_key("client_secret"));
+    }
+
+    #[test]
+    fn the_current_secret_is_found_again_after_the_key_was_renamed() {
+        let s = Secret {
+            data: Some([("renamed".to_owned(), ByteString(b"abc".to_vec()))].into()),
+            ..Default::default()
+        };
+        let keys = KeyNames::from_spec(None);
+        let remembered = [SecretDigest {
+            sha256: secret_digest("abc"),
+            expires_at: None,
+        }];
+        assert_eq!(current(&s, &keys, &remembered).as_deref(), Some("abc"));
+        assert_eq!(current(&s, &keys, &[]), None);
+    }
+
+    #[test]
+    fn generated_secrets_are_256_bit_base64url() {
+        let a = generate();
+        assert_eq!(a.len(), 43);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(a, generate());
+    }
+}
