@@ -1,0 +1,428 @@
+//! Storage. One [`Db`] over sqlx's `Any` driver, so each query is written once for both backends:
+//! SQLite (the embedded default, in WAL mode) and PostgreSQL (for several replicas). Each backend has its
+//! own migrations under `migrations/`. Times are Unix seconds; documents are JSON text.
+//!
+//! Writes are single statements or short transactions that never wait on the network in between.
+
+use std::time::Duration;
+
+use gatehouse_crds::admin::ClientRegistration;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Row};
+
+use crate::{Error, Result};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database the URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file: one replica.
+    Sqlite,
+    /// PostgreSQL (or anything speaking its protocol): any number of replicas.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, by its scheme.
+    pub fn of_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(Error::Config(
+                "--database-url must start with sqlite: or postgres:".to_owned(),
+            ))
+        }
+    }
+}
+
+/// The database handle shared by every handler.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A signing key as stored: the private half sealed under the key-encryption key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Key id, the RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// Position in the sequence of keys; unique, so two replicas can't both add the next key.
+    pub generation: i64,
+    /// JWS algorithm name.
+    pub alg: String,
+    /// Nonce followed by the AES-256-GCM ciphertext of the PKCS#8 document.
+    pub encrypted_private_key: Vec<u8>,
+    /// The public JWK, as published.
+    pub public_jwk: String,
+    /// When the key starts signing.
+    pub activates_at: i64,
+    /// When the key leaves the JWKS: the last token it signed has expired by then.
+    pub retire_after: Option<i64>,
+    /// When the key was generated.
+    pub created_at: i64,
+}
+
+/// An opaque access token's record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpaqueToken {
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Its subject.
+    pub subject: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// JSON array of audiences.
+    pub audience: String,
+    /// JSON object of extra claims.
+    pub claims: String,
+    /// Issue time.
+    pub issued_at: i64,
+    /// Expiry time.
+    pub expires_at: i64,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+impl Db {
+    /// Connects, configures the connection (WAL and a busy timeout on SQLite) and migrates.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(10))
+            .min_connections(0);
+        let pool = match backend {
+            Backend::Sqlite => {
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA busy_timeout = 5000")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA journal_mode = WAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(10).connect(url).await?,
+        };
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection (SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A trivial query, for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- clients ----
+
+    /// Inserts or replaces a registration, and bumps the generation other replicas poll.
+    pub async fn upsert_client(&self, doc: &ClientRegistration, now: i64) -> Result<()> {
+        let document = serde_json::to_string(doc)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO clients (client_id, document, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at",
+        )
+        .bind(&doc.client_id)
+        .bind(document)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        bump_clients_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a registration; returns whether it existed.
+    pub async fn delete_client(&self, client_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted > 0 {
+            bump_clients_generation(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    /// One registration.
+    pub async fn get_client(&self, client_id: &str) -> Result<Option<ClientRegistration>> {
+        let row = sqlx::query("SELECT document FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| client_document(&r)).transpose()
+    }
+
+    /// Up to `limit` registrations with a client_id after `after`, ordered by client_id.
+    pub async fn list_clients(&self, after: Option<&str>, limit: i64) -> Result<Vec<ClientRegistration>> {
+        let rows =
+            sqlx::query("SELECT document FROM clients WHERE client_id > $1 ORDER BY client_id LIMIT $2")
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(client_document).collect()
+    }
+
+    /// Every registration and the generation they were read at.
+    pub async fn all_clients(&self) -> Result<(i64, Vec<ClientRegistration>)> {
+        let mut tx = self.pool.begin().await?;
+        let generation = clients_generation(&mut tx).await?;
+        let rows = sqlx::query("SELECT document FROM clients ORDER BY client_id")
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let clients = rows.iter().map(client_document).collect::<Result<_>>()?;
+        Ok((generation, clients))
+    }
+
+    /// The counter bumped on every client write.
+    pub async fn clients_generation(&self) -> Result<i64> {
+        let mut conn = self.pool.acquire().await?;
+        clients_generation(&mut conn).await
+    }
+
+    // ---- signing keys ----
+
+    /// Every stored signing key, oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<StoredKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, generation, alg, encrypted_private_key, public_jwk, activates_at, retire_after, created_at \
+             FROM signing_keys ORDER BY generation",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredKey {
+                    kid: r.try_get("kid")?,
+                    generation: r.try_get("generation")?,
+                    alg: r.try_get("alg")?,
+                    encrypted_private_key: r.try_get("encrypted_private_key")?,
+                    public_jwk: r.try_get("public_jwk")?,
+                    activates_at: r.try_get("activates_at")?,
+                    retire_after: r.try_get("retire_after")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a key unless another replica already took its generation; returns whether it was added.
+    pub async fn insert_signing_key(&self, key: &StoredKey) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO signing_keys (kid, generation, alg, encrypted_private_key, public_jwk, activates_at, retire_after, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.kid)
+        .bind(key.generation)
+        .bind(&key.alg)
+        .bind(key.encrypted_private_key.clone())
+        .bind(&key.public_jwk)
+        .bind(key.activates_at)
+        .bind(key.retire_after)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted > 0)
+    }
+
+    /// Records when a key that stopped signing leaves the JWKS.
+    pub async fn set_key_retire_after(&self, kid: &str, retire_after: i64) -> Result<()> {
+        sqlx::query("UPDATE signing_keys SET retire_after = $1 WHERE kid = $2 AND retire_after IS NULL")
+            .bind(retire_after)
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a retired key.
+    pub async fn delete_signing_key(&self, kid: &str) -> Result<()> {
+        sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- tokens ----
+
+    /// Stores a new opaque token.
+    pub async fn insert_opaque_token(&self, token: &OpaqueToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO opaque_tokens (token_hash, client_id, subject, scope, audience, claims, issued_at, expires_at, revoked) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
+        )
+        .bind(&token.token_hash)
+        .bind(&token.client_id)
+        .bind(&token.subject)
+        .bind(&token.scope)
+        .bind(&token.audience)
+        .bind(&token.claims)
+        .bind(token.issued_at)
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An opaque token by the hash of its value.
+    pub async fn find_opaque_token(&self, token_hash: &str) -> Result<Option<OpaqueToken>> {
+        let row = sqlx::query(
+            "SELECT token_hash, client_id, subject, scope, audience, claims, issued_at, expires_at, revoked \
+             FROM opaque_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(OpaqueToken {
+                token_hash: r.try_get("token_hash")?,
+                client_id: r.try_get("client_id")?,
+                subject: r.try_get("subject")?,
+                scope: r.try_get("scope")?,
+                audience: r.try_get("audience")?,
+                claims: r.try_get("claims")?,
+                issued_at: r.try_get("issued_at")?,
+                expires_at: r.try_get("expires_at")?,
+                revoked: r.try_get::<i64, _>("revoked")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    /// Marks an opaque token revoked.
+    pub async fn revoke_opaque_token(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE opaque_tokens SET revoked = 1 WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a revoked JWT until it expires.
+    pub async fn revoke_jwt(&self, jti: &str, client_id: &str, expires_at: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO jwt_revocations (jti, client_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(jti)
+        .bind(client_id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether a JWT was revoked.
+    pub async fn is_jwt_revoked(&self, jti: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM jwt_revocations WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Revokes everything issued to a client up to `now`: opaque tokens are marked, and a mark makes
+    /// every JWT issued at or before `now` inactive. Returns how many opaque tokens were revoked.
+    pub async fn revoke_client_tokens(&self, client_id: &str, now: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let revoked =
+            sqlx::query("UPDATE opaque_tokens SET revoked = 1 WHERE client_id = $1 AND revoked = 0")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        sqlx::query(
+            "INSERT INTO client_revocations (client_id, revoked_before) VALUES ($1, $2) \
+             ON CONFLICT (client_id) DO UPDATE SET revoked_before = excluded.revoked_before",
+        )
+        .bind(client_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// The time up to which everything issued to the client is revoked, if any.
+    pub async fn client_revoked_before(&self, client_id: &str) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT revoked_before FROM client_revocations WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("revoked_before")).transpose()?)
+    }
+
+    /// Deletes expired token records; they are inactive anyway.
+    pub async fn purge_expired(&self, now: i64) -> Result<()> {
+        sqlx::query("DELETE FROM opaque_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM jwt_revocations WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn bump_clients_generation(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    sqlx::query("UPDATE meta SET value = value + 1 WHERE name = 'clients_generation'")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn clients_generation(conn: &mut sqlx::AnyConnection) -> Result<i64> {
+    let row = sqlx::query("SELECT value FROM meta WHERE name = 'clients_generation'")
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get("value")?)
+}
+
+fn client_document(row: &AnyRow) -> Result<ClientRegistration> {
+    let text: String = row.try_get("document")?;
+    serde_json::from_str(&text).map_err(|source| Error::StoredDocument {
+        what: "client registration".to_owned(),
+        source,
+    })
+}

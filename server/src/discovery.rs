@@ -1,0 +1,47 @@
+//! Discovery ([RFC 8414](https://www.rfc-editor.org/rfc/rfc8414)) and the JWK Set. The metadata lists
+//! exactly what is implemented: the grants come from [`Grant::ALL`], the endpoints from the router.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::grant::Grant;
+
+/// The authorization server metadata.
+pub fn metadata(state: &AppState) -> Value {
+    let issuer = state.config.issuer.trim_end_matches('/');
+    let grants: Vec<&str> = Grant::ALL.iter().map(|g| g.name()).collect();
+    json!({
+        "issuer": state.config.issuer,
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "grant_types_supported": grants,
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "scopes_supported": state.clients.all_scopes(),
+        "access_token_signing_alg_values_supported": [state.keys.alg().as_str()],
+    })
+}
+
+/// `GET /.well-known/oauth-authorization-server` and `GET /.well-known/openid-configuration`.
+pub async fn well_known(State(state): State<AppState>) -> Json<Value> {
+    Json(metadata(&state))
+}
+
+/// `GET /jwks`: every published key, including the next one before it signs.
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut response = Json(state.keys.jwks(state.clock.now())).into_response();
+    // Shorter than the lead with which a new key is published.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}

@@ -1,0 +1,210 @@
+//! Serving: opens the database, loads clients and keys, binds the two listeners and runs the periodic
+//! refresh that keeps replicas in step (clients, keys, rotation, purging expired records).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_crds::resolve::DEFAULT_ACCESS_TOKEN_TTL;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clients::ClientCache;
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::keys::{Kek, KeyStore, Schedule, SigningAlg};
+use crate::metrics::Metrics;
+use crate::{AppState, Config, Error, Result, admin_app, app, standalone};
+
+/// Everything [`start`] needs, already resolved from flags and files.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Public listener.
+    pub listen: SocketAddr,
+    /// Admin listener; `None` disables the admin API.
+    pub admin_listen: Option<SocketAddr>,
+    /// Issuer identifier.
+    pub issuer: String,
+    /// sqlx database URL.
+    pub database_url: String,
+    /// Admin bearer token.
+    pub admin_token: Option<String>,
+    /// Key-encryption key.
+    pub key_encryption_key: [u8; 32],
+    /// Signing algorithm for new keys.
+    pub signing_alg: SigningAlg,
+    /// Rotation period of signing keys, in seconds.
+    pub key_rotation_period: i64,
+    /// Standalone mode: the manifests directory.
+    pub clients_dir: Option<PathBuf>,
+    /// Public body limit, in bytes.
+    pub body_limit: usize,
+    /// How often clients and keys are re-read from the database.
+    pub refresh_interval: Duration,
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the public listener is bound.
+    pub public_addr: SocketAddr,
+    /// Where the admin listener is bound, if enabled.
+    pub admin_addr: Option<SocketAddr>,
+    /// The shared state, for tests and diagnostics.
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops serving, waits for in-flight requests, and closes the database.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.state.db.close().await;
+    }
+}
+
+/// Registers the clients of a clients directory, and deletes those it registered before that are
+/// gone from it.
+pub async fn sync_clients_dir(state: &AppState, dir: &std::path::Path) -> Result<usize> {
+    let loaded = standalone::load_dir(dir, &state.config.issuer)?;
+    let now = state.clock.now();
+    let mut wanted = std::collections::HashSet::new();
+    for registration in &loaded.registrations {
+        wanted.insert(registration.client_id.clone());
+        if state.clients.get(&registration.client_id).as_deref() != Some(registration) {
+            state.db.upsert_client(registration, now).await?;
+        }
+    }
+    let (_, existing) = state.db.all_clients().await?;
+    for stale in existing.iter().filter(|c| {
+        c.source
+            .as_deref()
+            .is_some_and(|s| s.starts_with(standalone::SOURCE_PREFIX))
+            && !wanted.contains(&c.client_id)
+    }) {
+        tracing::info!(client_id = %stale.client_id, "client removed from the clients directory; deleting it");
+        state.db.delete_client(&stale.client_id).await?;
+    }
+    state.clients.reload(&state.db).await?;
+    Ok(loaded.registrations.len())
+}
+
+async fn maintain(state: &AppState) -> Result<()> {
+    state.clients.refresh(&state.db).await?;
+    let max_ttl = state.clients.max_access_token_ttl(DEFAULT_ACCESS_TOKEN_TTL);
+    state.keys.maintain(&state.db, state.clock.now(), max_ttl).await
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Listen {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+fn serve(listener: TcpListener, router: axum::Router, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+            tracing::error!(%error, "listener failed");
+        }
+    })
+}
+
+/// Opens the database, loads everything, binds both listeners and starts serving.
+pub async fn start(settings: Settings, clock: SharedClock) -> Result<Running> {
+    let Settings {
+        listen,
+        admin_listen,
+        issuer,
+        database_url,
+        admin_token,
+        key_encryption_key,
+        signing_alg,
+        key_rotation_period,
+        clients_dir,
+        body_limit,
+        refresh_interval,
+    } = settings;
+    let db = Db::connect(&database_url).await?;
+    let keys = KeyStore::new(
+        Kek::new(&key_encryption_key)?,
+        signing_alg,
+        Schedule::for_period(key_rotation_period),
+    );
+    let clients = ClientCache::load(&db).await?;
+    let state = AppState {
+        db,
+        keys: Arc::new(keys),
+        clients: Arc::new(clients),
+        config: Arc::new(Config {
+            issuer,
+            body_limit,
+            admin_token,
+        }),
+        clock,
+        metrics: Arc::new(Metrics::default()),
+    };
+    if let Some(dir) = &clients_dir {
+        let count = sync_clients_dir(&state, dir).await?;
+        tracing::info!(clients = count, dir = %dir.display(), "registered the clients of the clients directory");
+    }
+    maintain(&state).await?;
+
+    let (shutdown, receiver) = watch::channel(false);
+    let public = bind(listen).await?;
+    let public_addr = public.local_addr().map_err(|source| Error::Listen {
+        addr: listen.to_string(),
+        source,
+    })?;
+    let mut tasks = vec![serve(public, app(state.clone()), receiver.clone())];
+    let mut admin_addr = None;
+    if let Some(addr) = admin_listen {
+        let listener = bind(addr).await?;
+        admin_addr = Some(listener.local_addr().map_err(|source| Error::Listen {
+            addr: addr.to_string(),
+            source,
+        })?);
+        tasks.push(serve(listener, admin_app(state.clone()), receiver.clone()));
+    }
+
+    let background_state = state.clone();
+    let mut stop = receiver;
+    tasks.push(tokio::spawn(async move {
+        let mut ticks: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(refresh_interval) => {}
+                _ = stop.wait_for(|stop| *stop) => break,
+            }
+            ticks += 1;
+            if let Err(error) = maintain(&background_state).await {
+                tracing::warn!(%error, "refreshing clients and keys failed");
+            }
+            if ticks.is_multiple_of(60)
+                && let Err(error) = background_state
+                    .db
+                    .purge_expired(background_state.clock.now())
+                    .await
+            {
+                tracing::warn!(%error, "purging expired tokens failed");
+            }
+        }
+    }));
+
+    Ok(Running {
+        public_addr,
+        admin_addr,
+        state,
+        shutdown,
+        tasks,
+    })
+}
