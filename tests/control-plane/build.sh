@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from the Go modules pinned in go.mod and caches them under
-# target/control-plane/<version>/bin (ignored by git). A second run with the binaries present is a no-op.
+# Builds kube-apiserver and etcd from the Go modules pinned in go.mod and caches them, keyed by version,
+# under ${GATEHOUSE_CACHE_DIR:-$HOME/.cache/gatehouse}/control-plane/ (outside the work tree, so that
+# every checkout on the machine, CI's fresh clone included, reuses one build). A second run is a no-op.
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 version="$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$here/go.mod")"
 etcd_version="$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "$here/go.mod")"
-out="${GATEHOUSE_CONTROL_PLANE_DIR:-$root/target/control-plane/$version-etcd$etcd_version}"
+cache="${GATEHOUSE_CACHE_DIR:-$HOME/.cache/gatehouse}"
+out="$cache/control-plane/$version-etcd$etcd_version"
 bin="$out/bin"
 
 if [[ -x "$bin/kube-apiserver" && -x "$bin/etcd" ]]; then

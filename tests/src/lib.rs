@@ -1,1 +1,35 @@
-//! Test helpers.
+//! Helpers for Gatehouse's end-to-end tests.
+//!
+//! [`ControlPlane`] runs a real kube-apiserver with etcd (built from the Go modules by
+//! `tests/control-plane/build.sh`), installs the CRDs from `crds/manifests`, and hands out
+//! [`kube::Client`]s. Tests each work in their own namespace ([`ControlPlane::namespace`]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod control_plane;
+
+pub use control_plane::{ADMIN_TOKEN, ControlPlane};
+
+/// The repository root, for finding manifests, examples and scripts.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A free TCP port on 127.0.0.1. Another process may take it before it is used; callers bind soon.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A short random lower-case suffix for names.
+pub fn suffix() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..6)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect()
+}
