@@ -9,6 +9,7 @@
 //! moment. The decisions live in the pure [`plan`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
@@ -370,7 +371,12 @@ pub struct KeyStore {
     alg: SigningAlg,
     schedule: Schedule,
     entries: RwLock<Arc<Vec<KeyEntry>>>,
+    last_reload: AtomicI64,
 }
+
+/// Unknown kids trigger at most one reload per this many seconds, so junk tokens can't hammer the
+/// database.
+const UNKNOWN_KID_RELOAD_INTERVAL: i64 = 5;
 
 impl KeyStore {
     /// An empty store; call [`KeyStore::maintain`] to load or create keys.
@@ -380,7 +386,25 @@ impl KeyStore {
             alg,
             schedule,
             entries: RwLock::new(Arc::new(Vec::new())),
+            last_reload: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// Reloads because a token names a kid not in memory (another replica may have added it), at
+    /// most once per [`UNKNOWN_KID_RELOAD_INTERVAL`].
+    pub async fn reload_for_unknown_kid(&self, db: &Db, now: i64) -> Result<()> {
+        let last = self.last_reload.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < UNKNOWN_KID_RELOAD_INTERVAL {
+            return Ok(());
+        }
+        if self
+            .last_reload
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(());
+        }
+        self.reload(db).await
     }
 
     /// The configured algorithm.

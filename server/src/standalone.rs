@@ -331,18 +331,20 @@ fn write_secret(
         keys.scope.unwrap_or_else(|| "scope".to_owned()),
         registration.effective.default_scopes.join(" "),
     );
-    let manifest = json!({
+    let mut manifest = json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
             "name": secret_name,
             "namespace": client.metadata.namespace,
             "labels": labels,
-            "annotations": template.annotations,
         },
         "type": "Opaque",
         "stringData": data,
     });
+    if !template.annotations.is_empty() {
+        manifest["metadata"]["annotations"] = json!(template.annotations);
+    }
     let yaml =
         serde_yaml::to_string(&manifest).map_err(|e| Error::Config(format!("rendering a Secret: {e}")))?;
     let path = dir.join(format!("{secret_name}.secret.yaml"));

@@ -277,7 +277,7 @@ async fn verify_jwt(state: &AppState, token: &str) -> Result<Option<AccessClaims
         Some(key) => key,
         None => {
             // Another replica may have added a key since the last reload.
-            state.keys.reload(&state.db).await?;
+            state.keys.reload_for_unknown_kid(&state.db, now).await?;
             match state.keys.find(&header.kid, now) {
                 Some(key) => key,
                 None => return Ok(None),

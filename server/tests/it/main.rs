@@ -6,10 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod binary;
 mod fuzz;
 mod interop;
 mod introspection;
 mod keys;
+mod replicas;
 mod standalone;
 mod support;
 mod token;

@@ -150,7 +150,10 @@ impl Default for Options {
 
 pub struct TestServer {
     running: Option<Running>,
-    pub db: TestDb,
+    /// The database this server owns; `None` for a replica, whose database belongs to the server it
+    /// was started from.
+    _db: Option<TestDb>,
+    pub db_url: String,
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
     pub options: Options,
@@ -184,7 +187,8 @@ impl TestServer {
         let running = start(settings(db.url(), &options), clock.clone()).await.unwrap();
         Self {
             running: Some(running),
-            db,
+            db_url: db.url().to_owned(),
+            _db: Some(db),
             clock,
             http: reqwest::Client::new(),
             options,
@@ -196,10 +200,26 @@ impl TestServer {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
-        let running = start(settings(self.db.url(), &self.options), self.clock.clone())
+        let running = start(settings(&self.db_url, &self.options), self.clock.clone())
             .await
             .unwrap();
         self.running = Some(running);
+    }
+
+    /// A second server on the same database, clock and options: another replica. It shares nothing
+    /// with the first but the database, which stays owned by the first.
+    pub async fn replica(&self) -> TestServer {
+        let running = start(settings(&self.db_url, &self.options), self.clock.clone())
+            .await
+            .unwrap();
+        TestServer {
+            running: Some(running),
+            _db: None,
+            db_url: self.db_url.clone(),
+            clock: self.clock.clone(),
+            http: reqwest::Client::new(),
+            options: self.options.clone(),
+        }
     }
 
     pub async fn stop(mut self) {
