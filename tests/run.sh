@@ -17,5 +17,9 @@ step "kube-apiserver and etcd (built from the Go modules once, then cached)"
 GATEHOUSE_CONTROL_PLANE_BIN="$(bash tests/control-plane/build.sh | tail -n 1)"
 export GATEHOUSE_CONTROL_PLANE_BIN
 
+step "helm (built from the Go module proxy once, then cached)"
+GATEHOUSE_HELM="$(bash tests/services/helm.sh | tail -n 1)"
+export GATEHOUSE_HELM
+
 step "cargo test --workspace $*"
 cargo test --workspace --locked "$@"

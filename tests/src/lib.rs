@@ -33,3 +33,25 @@ pub fn suffix() -> String {
         .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
         .collect()
 }
+
+/// The helm binary: `GATEHOUSE_HELM`, or whatever `tests/services/helm.sh` prints (it builds helm from
+/// the Go module proxy on first use and caches it).
+pub fn helm() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("GATEHOUSE_HELM") {
+        return path.into();
+    }
+    let script = repo_root().join("tests/services/helm.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("running tests/services/helm.sh");
+    assert!(out.status.success(), "tests/services/helm.sh failed");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .last()
+        .expect("a path")
+        .trim()
+        .into()
+}
