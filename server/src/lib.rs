@@ -40,7 +40,7 @@ use axum::routing::{get, post, put};
 pub use error::{Error, Result};
 
 /// Settings handlers read at request time.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// The issuer identifier (`iss`), also the base of every advertised endpoint.
     pub issuer: String,
@@ -48,6 +48,16 @@ pub struct Config {
     pub body_limit: usize,
     /// The admin API's bearer token; `None` refuses every admin call.
     pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("issuer", &self.issuer)
+            .field("body_limit", &self.body_limit)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// What every handler gets.

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::{AppState, Config, Error, Result, admin_app, app, standalone};
 
 /// Everything [`start`] needs, already resolved from flags and files.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     /// Public listener.
     pub listen: SocketAddr,
@@ -43,6 +43,22 @@ pub struct Settings {
     pub body_limit: usize,
     /// How often clients and keys are re-read from the database.
     pub refresh_interval: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The admin token and the key-encryption key never reach a log.
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("issuer", &self.issuer)
+            .field("database_url", &"<redacted>")
+            .field("signing_alg", &self.signing_alg)
+            .field("key_rotation_period", &self.key_rotation_period)
+            .field("clients_dir", &self.clients_dir)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A running server.
