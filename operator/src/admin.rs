@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gatehouse_crds::admin::{ClientList, ClientRegistration, PREFIX};
+use gatehouse_crds::admin::{ClientRegistration, PREFIX};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use reqwest::StatusCode;
@@ -135,36 +135,6 @@ impl AdminClient {
             return Ok(());
         }
         check(response).await.map(drop)
-    }
-
-    /// Every registration, page by page.
-    pub async fn list_all(&self, page_size: usize) -> Result<Vec<ClientRegistration>, AdminError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let url = self.url("/clients");
-            let limit = page_size.to_string();
-            let cont = token.clone();
-            let response = self
-                .send(|h| {
-                    let mut q = vec![("limit", limit.clone())];
-                    if let Some(c) = &cont {
-                        q.push(("continue", c.clone()));
-                    }
-                    h.get(&url).query(&q)
-                })
-                .await?;
-            let page: ClientList = check(response)
-                .await?
-                .json()
-                .await
-                .map_err(|e| AdminError::Unavailable(format!("unreadable client list: {e}")))?;
-            out.extend(page.items);
-            match page.r#continue {
-                Some(next) if !next.is_empty() => token = Some(next),
-                _ => return Ok(out),
-            }
-        }
     }
 }
 

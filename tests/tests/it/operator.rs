@@ -20,6 +20,7 @@ use k8s_openapi::api::{
     apps::v1::Deployment,
     coordination::v1::Lease,
     core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service},
+    events::v1::Event as KubeEvent,
 };
 use kube::{
     Api, Resource,
@@ -770,6 +771,19 @@ async fn a_deleted_generated_secret_is_a_rotation_and_the_client_id_stays() {
     // Running pods holding the old secret keep working through the grace period, then not.
     assert_eq!(w.token(&client_id, &old["client_secret"]).await.0, 200);
     w.wait_token(&client_id, &old["client_secret"], 401).await;
+    let events: Api<KubeEvent> = Api::namespaced(w.kube.clone(), &w.ns);
+    let warned = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| {
+            e.reason.as_deref() == Some("SecretRecreated")
+                && e.type_.as_deref() == Some("Warning")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("lost")
+        });
+    assert!(warned, "no Warning event SecretRecreated for the client");
 }
 
 #[tokio::test]
@@ -972,6 +986,11 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
         "the standby reconciled"
     );
     assert_eq!(leader_holder(&w).await.as_deref(), Some(holder.as_str()));
+    // Steady state: one client resynced every 2 s, no reconcile hot loop from our own writes.
+    let c1 = reconciles(&w.http, first).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let c2 = reconciles(&w.http, first).await.unwrap();
+    assert!(c2 - c1 <= 6, "{} reconciles of one idle client in 4 s", c2 - c1);
 
     // Kill the leader (no clean release): the standby takes over once the Lease expires.
     w.operators[0].kill();
