@@ -83,6 +83,11 @@ pub struct Args {
     #[arg(long, env = "GATEHOUSE_CLIENTS_DIR")]
     pub clients_dir: Option<PathBuf>,
 
+    /// Users to create or update at startup, from a YAML file such as
+    /// `users: [{username: alice, password: ..., email: ...}]` (or `passwordHash` for an argon2id hash).
+    #[arg(long, env = "GATEHOUSE_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -182,6 +187,7 @@ impl Args {
             signing_alg,
             key_rotation_period,
             clients_dir,
+            users_file,
             log_format,
             body_limit,
         } = self;
@@ -221,6 +227,10 @@ impl Args {
             refresh_interval: Duration::from_secs(5),
         };
         let running = server::start(settings, Arc::new(SystemClock)).await?;
+        if let Some(file) = &users_file {
+            let count = crate::users::seed_file(&running.state, file).await?;
+            tracing::info!(users = count, file = %file.display(), "created or updated the users of the users file");
+        }
         tracing::info!(
             public = %running.public_addr,
             admin = ?running.admin_addr,

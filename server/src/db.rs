@@ -13,6 +13,12 @@ use sqlx::{AnyPool, Row};
 
 use crate::{Error, Result};
 
+mod grants;
+mod users;
+
+pub use grants::RefreshToken;
+pub use users::StoredUser;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 

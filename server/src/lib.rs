@@ -9,6 +9,7 @@
 //!   building are pure modules.
 
 pub mod admin;
+pub mod admin_users;
 pub mod client_auth;
 pub mod clients;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod discovery;
 pub mod error;
 pub mod grant;
 pub mod introspect;
+pub mod issue;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;
@@ -26,7 +28,9 @@ pub mod revoke;
 pub mod scope;
 pub mod server;
 pub mod standalone;
+pub mod throttle;
 pub mod token;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -129,6 +133,26 @@ pub fn admin_app(state: AppState) -> Router {
         .route("/admin/v1/clients/{client_id}/revoke", post(admin::revoke_client))
         .route("/admin/v1/keys", get(admin::list_keys))
         .route("/admin/v1/keys/rotate", post(admin::rotate_keys))
+        .route(
+            "/admin/v1/users",
+            get(admin_users::list_users).post(admin_users::create_user),
+        )
+        .route(
+            "/admin/v1/users/{username}",
+            get(admin_users::get_user).delete(admin_users::delete_user),
+        )
+        .route(
+            "/admin/v1/users/{username}/password",
+            put(admin_users::set_password),
+        )
+        .route(
+            "/admin/v1/users/{username}/disable",
+            post(admin_users::disable_user),
+        )
+        .route(
+            "/admin/v1/users/{username}/enable",
+            post(admin_users::enable_user),
+        )
         .route_layer(from_fn_with_state(state.clone(), admin::require_token));
     Router::new()
         .merge(api)

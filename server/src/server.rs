@@ -213,6 +213,14 @@ pub async fn start(settings: Settings, clock: SharedClock) -> Result<Running> {
             {
                 tracing::warn!(%error, "purging expired tokens failed");
             }
+            if ticks.is_multiple_of(60)
+                && let Err(error) = background_state
+                    .db
+                    .purge_expired_grants(background_state.clock.now())
+                    .await
+            {
+                tracing::warn!(%error, "purging expired tokens failed");
+            }
         }
     }));
 

@@ -4,6 +4,8 @@
 //! one arm in [`token`]; discovery lists it from [`Grant::ALL`].
 
 pub mod client_credentials;
+pub mod password;
+pub mod refresh_token;
 
 use axum::Json;
 use axum::extract::State;
@@ -21,11 +23,15 @@ use crate::params::Form;
 pub enum Grant {
     /// [RFC 6749 §4.4](https://www.rfc-editor.org/rfc/rfc6749#section-4.4).
     ClientCredentials,
+    /// [RFC 6749 §4.3](https://www.rfc-editor.org/rfc/rfc6749#section-4.3).
+    Password,
+    /// [RFC 6749 §6](https://www.rfc-editor.org/rfc/rfc6749#section-6).
+    RefreshToken,
 }
 
 impl Grant {
     /// Every implemented grant, in the order discovery lists them.
-    pub const ALL: [Grant; 1] = [Grant::ClientCredentials];
+    pub const ALL: [Grant; 3] = [Grant::Password, Grant::ClientCredentials, Grant::RefreshToken];
 
     /// The `grant_type` value.
     pub fn name(self) -> &'static str {
@@ -36,6 +42,8 @@ impl Grant {
     pub fn registered_as(self) -> GrantType {
         match self {
             Grant::ClientCredentials => GrantType::ClientCredentials,
+            Grant::Password => GrantType::Password,
+            Grant::RefreshToken => GrantType::RefreshToken,
         }
     }
 
@@ -98,6 +106,8 @@ pub async fn token(State(state): State<AppState>, form: Form) -> Result<Response
     }
     let response = match grant {
         Grant::ClientCredentials => client_credentials::exchange(&state, &client, &form.params).await?,
+        Grant::Password => password::exchange(&state, &client, &form.params).await?,
+        Grant::RefreshToken => refresh_token::exchange(&state, &client, &form.params).await?,
     };
     state.metrics.token_issued(grant.name());
     Ok(response.into_response())

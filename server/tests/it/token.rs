@@ -398,7 +398,7 @@ async fn discovery_lists_exactly_what_is_implemented(backend: Backend) {
                 "jwks_uri": format!("{ISSUER}/jwks"),
                 "introspection_endpoint": format!("{ISSUER}/introspect"),
                 "revocation_endpoint": format!("{ISSUER}/revoke"),
-                "grant_types_supported": ["client_credentials"],
+                "grant_types_supported": ["password", "client_credentials", "refresh_token"],
                 "response_types_supported": [],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
                 "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

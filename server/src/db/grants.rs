@@ -1,0 +1,184 @@
+//! Storage of what a person's grant leaves behind: refresh tokens and their families, and the access
+//! tokens issued within a family so that revoking the family reaches them too.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+use crate::Result;
+
+/// A refresh token's record. Only the SHA-256 of the token is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// The family: every token descended from one grant.
+    pub family_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user.
+    pub subject: String,
+    /// Space-separated scopes of the original grant.
+    pub scope: String,
+    /// When the user signed in.
+    pub auth_time: i64,
+    /// Issue time.
+    pub issued_at: i64,
+    /// The family's absolute end.
+    pub expires_at: i64,
+    /// Whether it was exchanged already.
+    pub used: bool,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+fn refresh_token(r: &AnyRow) -> Result<RefreshToken> {
+    Ok(RefreshToken {
+        token_hash: r.try_get("token_hash")?,
+        family_id: r.try_get("family_id")?,
+        client_id: r.try_get("client_id")?,
+        subject: r.try_get("subject")?,
+        scope: r.try_get("scope")?,
+        auth_time: r.try_get("auth_time")?,
+        issued_at: r.try_get("issued_at")?,
+        expires_at: r.try_get("expires_at")?,
+        used: r.try_get::<i64, _>("used")? != 0,
+        revoked: r.try_get::<i64, _>("revoked")? != 0,
+    })
+}
+
+impl Db {
+    /// Stores a new refresh token.
+    pub async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, subject, scope, auth_time, issued_at, \
+             expires_at, used, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&t.token_hash)
+        .bind(&t.family_id)
+        .bind(&t.client_id)
+        .bind(&t.subject)
+        .bind(&t.scope)
+        .bind(t.auth_time)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .bind(i64::from(t.used))
+        .bind(i64::from(t.revoked))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A refresh token by the hash of its value.
+    pub async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
+        let row = sqlx::query(
+            "SELECT token_hash, family_id, client_id, subject, scope, auth_time, issued_at, expires_at, used, revoked \
+             FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(refresh_token).transpose()
+    }
+
+    /// Marks a live refresh token used. Returns `false` when it was used or revoked already: two
+    /// concurrent exchanges of one token can't both win.
+    pub async fn use_refresh_token(&self, token_hash: &str) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE refresh_tokens SET used = 1 WHERE token_hash = $1 AND used = 0 AND revoked = 0",
+        )
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    /// Remembers an access token issued within a family.
+    pub async fn record_family_access_token(
+        &self,
+        family_id: &str,
+        jti: &str,
+        client_id: &str,
+        opaque_hash: Option<&str>,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO family_access_tokens (jti, family_id, client_id, opaque_hash, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(jti)
+        .bind(family_id)
+        .bind(client_id)
+        .bind(opaque_hash)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Revokes a whole family: its refresh tokens, and the access tokens issued within it (a JWT by
+    /// its `jti`, an opaque token by its record).
+    pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1")
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT jti, client_id, opaque_hash, expires_at FROM family_access_tokens \
+             WHERE family_id = $1 AND expires_at > $2",
+        )
+        .bind(family_id)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            let opaque_hash: Option<String> = row.try_get("opaque_hash")?;
+            if let Some(hash) = opaque_hash {
+                sqlx::query("UPDATE opaque_tokens SET revoked = 1 WHERE token_hash = $1")
+                    .bind(hash)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "INSERT INTO jwt_revocations (jti, client_id, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(row.try_get::<String, _>("jti")?)
+                .bind(row.try_get::<String, _>("client_id")?)
+                .bind(row.try_get::<i64, _>("expires_at")?)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The families holding a live refresh token of a user, for revoking them when the user is
+    /// disabled, deleted or given a new password.
+    pub async fn user_families(&self, subject: &str) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT DISTINCT family_id FROM refresh_tokens WHERE subject = $1 AND revoked = 0")
+                .bind(subject)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("family_id")?))
+            .collect()
+    }
+
+    /// Deletes refresh-token and family records whose absolute lifetime ended before `now`.
+    pub async fn purge_expired_grants(&self, now: i64) -> Result<()> {
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM family_access_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! Storage of users and of the failed sign-in counters that throttle password guessing.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+use crate::Result;
+use crate::throttle::Record;
+use crate::users::User;
+
+/// A user as stored, with the password hash that never leaves the server.
+#[derive(Clone)]
+pub struct StoredUser {
+    /// The public part.
+    pub user: User,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for StoredUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredUser")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+fn stored_user(row: &AnyRow) -> Result<StoredUser> {
+    Ok(StoredUser {
+        user: User {
+            username: row.try_get("username")?,
+            name: row.try_get("name")?,
+            email: row.try_get("email")?,
+            disabled: row.try_get::<i64, _>("disabled")? != 0,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        },
+        password_hash: row.try_get("password_hash")?,
+    })
+}
+
+const USER_COLUMNS: &str = "username, password_hash, name, email, disabled, created_at, updated_at";
+
+impl Db {
+    /// Adds a user; returns `false` when the username is taken.
+    pub async fn insert_user(&self, user: &User, password_hash: &str) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO users (username, password_hash, name, email, disabled, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(&user.username)
+        .bind(password_hash)
+        .bind(user.name.as_deref())
+        .bind(user.email.as_deref())
+        .bind(i64::from(user.disabled))
+        .bind(user.created_at)
+        .bind(user.updated_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted > 0)
+    }
+
+    /// A user by name.
+    pub async fn find_user(&self, username: &str) -> Result<Option<StoredUser>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        )))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(stored_user).transpose()
+    }
+
+    /// Every user, ordered by name.
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| stored_user(r).map(|s| s.user)).collect()
+    }
+
+    /// Replaces a user's password hash; returns whether the user exists.
+    pub async fn set_user_password(&self, username: &str, password_hash: &str, now: i64) -> Result<bool> {
+        let updated = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE username = $3")
+            .bind(password_hash)
+            .bind(now)
+            .bind(username)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(updated > 0)
+    }
+
+    /// Sets a user's profile claims; returns whether the user exists.
+    pub async fn set_user_profile(
+        &self,
+        username: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let updated =
+            sqlx::query("UPDATE users SET name = $1, email = $2, updated_at = $3 WHERE username = $4")
+                .bind(name)
+                .bind(email)
+                .bind(now)
+                .bind(username)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(updated > 0)
+    }
+
+    /// Disables or enables a user; returns whether the user exists.
+    pub async fn set_user_disabled(&self, username: &str, disabled: bool, now: i64) -> Result<bool> {
+        let updated = sqlx::query("UPDATE users SET disabled = $1, updated_at = $2 WHERE username = $3")
+            .bind(i64::from(disabled))
+            .bind(now)
+            .bind(username)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(updated > 0)
+    }
+
+    /// Deletes a user; returns whether it existed.
+    pub async fn delete_user(&self, username: &str) -> Result<bool> {
+        let deleted = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(username)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted > 0)
+    }
+
+    // ---- throttling ----
+
+    /// The failure counter under `key`.
+    pub async fn throttle_record(&self, key: &str) -> Result<Option<Record>> {
+        let row = sqlx::query(
+            "SELECT failures, window_start, locked_until FROM login_throttle WHERE throttle_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Record {
+                failures: r.try_get("failures")?,
+                window_start: r.try_get("window_start")?,
+                locked_until: r.try_get("locked_until")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores the failure counter under `key`.
+    pub async fn put_throttle_record(&self, key: &str, record: &Record) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO login_throttle (throttle_key, failures, window_start, locked_until) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (throttle_key) DO UPDATE SET failures = excluded.failures, \
+             window_start = excluded.window_start, locked_until = excluded.locked_until",
+        )
+        .bind(key)
+        .bind(record.failures)
+        .bind(record.window_start)
+        .bind(record.locked_until)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets the failure counter under `key`.
+    pub async fn clear_throttle_record(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+//! The resource owner password credentials grant
+//! ([RFC 6749 §4.3](https://www.rfc-editor.org/rfc/rfc6749#section-4.3)), for clients registered for
+//! it (the dispatcher checks that; public clients can't be). Failures are throttled per user and per
+//! client ([§4.3.2](https://www.rfc-editor.org/rfc/rfc6749#section-4.3.2)); an unknown user, a wrong
+//! password, a disabled user and a lockout are all `invalid_grant`, and an unknown user is counted
+//! like a known one, so nothing tells who exists.
+
+use crate::client_auth::AuthenticatedClient;
+use crate::grant::TokenResponse;
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::params::Params;
+use crate::{AppState, issue, scope, throttle, users};
+
+/// The description of every failed sign-in.
+pub const WRONG_CREDENTIALS: &str = "the username or password is wrong";
+/// The description of a locked-out sign-in.
+pub const LOCKED: &str = "too many failed sign-ins; try again later";
+
+/// Issues the tokens.
+pub async fn exchange(
+    state: &AppState,
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let username = params.required("username")?;
+    let password = params.required("password")?;
+    let effective = &client.client.effective;
+    let scopes = scope::grant(params.get("scope"), &effective.scopes, &effective.default_scopes)?;
+    let now = state.clock.now();
+    let user_key = throttle::user_key(username);
+    let client_key = throttle::client_key(&client.client.client_id);
+    if throttle::check(state, &[&user_key, &client_key], now).await? {
+        return Err(OAuthError::new(ErrorCode::InvalidGrant, LOCKED));
+    }
+    let Some(user) = users::authenticate(state, username, password).await? else {
+        throttle::fail(state, &user_key, throttle::PER_USER, now).await?;
+        throttle::fail(state, &client_key, throttle::PER_CLIENT, now).await?;
+        return Err(OAuthError::new(ErrorCode::InvalidGrant, WRONG_CREDENTIALS));
+    };
+    state.db.clear_throttle_record(&user_key).await?;
+    let family = issue::new_family_id()?;
+    Ok(issue::new_grant(state, &client.client, &user.username, &scopes, now, &family).await?)
+}
