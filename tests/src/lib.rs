@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod control_plane;
+pub mod stack;
 
 pub use control_plane::{ADMIN_TOKEN, ControlPlane};
 
