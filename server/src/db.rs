@@ -13,9 +13,11 @@ use sqlx::{AnyPool, Row};
 
 use crate::{Error, Result};
 
+mod authz;
 mod grants;
 mod users;
 
+pub use authz::{AuthorizationCode, Session};
 pub use grants::RefreshToken;
 pub use users::StoredUser;
 

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod admin_users;
+pub mod authorize;
 pub mod client_auth;
 pub mod clients;
 pub mod clock;
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod metrics;
 pub mod oauth;
 pub mod params;
+pub mod pkce;
 pub mod revoke;
 pub mod scope;
 pub mod server;
@@ -106,6 +108,9 @@ fn health() -> Router<AppState> {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/token", post(grant::token))
+        .route("/authorize", get(authorize::authorize))
+        .route("/login", post(authorize::login))
+        .route("/consent", post(authorize::consent))
         .route("/introspect", post(introspect::introspect))
         .route("/revoke", post(revoke::revoke))
         .route("/jwks", get(discovery::jwks))

@@ -3,6 +3,7 @@
 //! grant, and dispatches to the grant's module. A new grant is a module here, a [`Grant`] variant and
 //! one arm in [`token`]; discovery lists it from [`Grant::ALL`].
 
+pub mod authorization_code;
 pub mod client_credentials;
 pub mod password;
 pub mod refresh_token;
@@ -21,6 +22,8 @@ use crate::params::Form;
 /// The grants the token endpoint implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Grant {
+    /// [RFC 6749 §4.1](https://www.rfc-editor.org/rfc/rfc6749#section-4.1).
+    AuthorizationCode,
     /// [RFC 6749 §4.4](https://www.rfc-editor.org/rfc/rfc6749#section-4.4).
     ClientCredentials,
     /// [RFC 6749 §4.3](https://www.rfc-editor.org/rfc/rfc6749#section-4.3).
@@ -31,7 +34,12 @@ pub enum Grant {
 
 impl Grant {
     /// Every implemented grant, in the order discovery lists them.
-    pub const ALL: [Grant; 3] = [Grant::Password, Grant::ClientCredentials, Grant::RefreshToken];
+    pub const ALL: [Grant; 4] = [
+        Grant::AuthorizationCode,
+        Grant::Password,
+        Grant::ClientCredentials,
+        Grant::RefreshToken,
+    ];
 
     /// The `grant_type` value.
     pub fn name(self) -> &'static str {
@@ -41,6 +49,7 @@ impl Grant {
     /// The grant a client must be registered for to use this one.
     pub fn registered_as(self) -> GrantType {
         match self {
+            Grant::AuthorizationCode => GrantType::AuthorizationCode,
             Grant::ClientCredentials => GrantType::ClientCredentials,
             Grant::Password => GrantType::Password,
             Grant::RefreshToken => GrantType::RefreshToken,
@@ -106,6 +115,7 @@ pub async fn token(State(state): State<AppState>, form: Form) -> Result<Response
     }
     let response = match grant {
         Grant::ClientCredentials => client_credentials::exchange(&state, &client, &form.params).await?,
+        Grant::AuthorizationCode => authorization_code::exchange(&state, &client, &form.params).await?,
         Grant::Password => password::exchange(&state, &client, &form.params).await?,
         Grant::RefreshToken => refresh_token::exchange(&state, &client, &form.params).await?,
     };
