@@ -5,12 +5,14 @@
 # gatehouse-bench. Prints Markdown tables. Exits non-zero if any request failed (timings are never asserted).
 #
 #   bash bench/run.sh                 full run: 2 s warm-up + 10 s per scenario, 32 connections
-#   bash bench/run.sh --smoke         CI: every scenario ~1 s at 4 connections; asserts zero errors only
+#   bash bench/run.sh --smoke         CI: every scenario ~1 s at 4 connections; asserts zero errors only.
+#                                     Uses the dev profile (the binaries CI builds anyway) unless --release.
 #
 # Flags (or environment): --duration S (BENCH_DURATION), --warmup S (BENCH_WARMUP), --concurrency N
 # (BENCH_CONCURRENCY), --backends sqlite,postgres (BENCH_BACKENDS), --scenarios a,b (BENCH_SCENARIOS),
 # --cold-runs N, --max-load L (wait, a bounded number of times, until the 1-minute load is below L),
-# --no-build (reuse target/release).
+# --release / --debug (cargo profile; full runs are always meant to be --release), --no-build (reuse
+# the binaries in target/).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +29,7 @@ max_load=0.5
 load_tries=6
 build=1
 smoke=0
+profile=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -39,6 +42,8 @@ while [[ $# -gt 0 ]]; do
     --cold-runs) cold_runs="$2"; shift ;;
     --max-load) max_load="$2"; shift ;;
     --no-build) build=0 ;;
+    --release) profile=release ;;
+    --debug) profile=debug ;;
     -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown flag $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -47,12 +52,16 @@ done
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-if [[ $build -eq 1 ]]; then
-  log "cargo build --release -p gatehouse-server -p gatehouse-bench"
-  cargo build --release -p gatehouse-server -p gatehouse-bench >&2
+if [[ -z $profile ]]; then
+  if [[ $smoke -eq 1 ]]; then profile=debug; else profile=release; fi
 fi
-server_bin="$root/target/release/gatehouse-server"
-bench_bin="$root/target/release/gatehouse-bench"
+profile_flag=(); [[ $profile == release ]] && profile_flag=(--release)
+if [[ $build -eq 1 ]]; then
+  log "cargo build ${profile_flag[*]} -p gatehouse-server -p gatehouse-bench"
+  cargo build "${profile_flag[@]}" -p gatehouse-server -p gatehouse-bench >&2
+fi
+server_bin="$root/target/$profile/gatehouse-server"
+bench_bin="$root/target/$profile/gatehouse-bench"
 for bin in "$server_bin" "$bench_bin"; do
   [[ -x $bin ]] || { echo "missing $bin: run without --no-build" >&2; exit 1; }
 done
@@ -184,14 +193,14 @@ for backend in "${backend_list[@]}"; do
   esac
 done
 
-mode="full"; [[ $smoke -eq 1 ]] && mode="smoke (timings meaningless)"
+mode="full, $profile build"; [[ $smoke -eq 1 ]] && mode="smoke, $profile build: timings meaningless"
 cat <<EOF
 
 ## Gatehouse benchmark ($mode)
 
 - Machine: $machine
 - Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); this run took $((SECONDS - started)) s
-- Command: \`bash bench/run.sh$([[ $smoke -eq 1 ]] && echo " --smoke") --duration $duration --warmup $warmup --concurrency $concurrency --backends $backends\`
+- Command: \`bash bench/run.sh$([[ $smoke -eq 1 ]] && echo " --smoke") --$profile --duration $duration --warmup $warmup --concurrency $concurrency --backends $backends\`
 - Load generator: gatehouse-bench, ${BENCH_THREADS:-1} thread(s), one keep-alive HTTP/1.1 connection per unit of concurrency, on the same machine as the server.
 - "load1 before" is the 1-minute load average when the scenario started (it includes the previous scenario);
   "CPU busy before" is how busy all CPUs were in the ${idle_sample} s just before it, with the server idle.

@@ -135,20 +135,19 @@ async fn register(
     })
 }
 
-/// Creates the benchmark's end user. The admin API's user routes are part of the user-facing grants;
-/// this follows ARCHITECTURE.md ("users ... managed through the admin API"). If the server's route or
-/// document differs, this function is the one place to adapt.
-async fn create_user(conn: &mut Conn, token: &HeaderValue) -> anyhow::Result<User> {
+/// Creates the benchmark's end user with `POST /admin/v1/users` (the user-facing grants' admin route).
+/// If the server's route or document changes, this function is the one place to adapt.
+async fn create_user(conn: &mut Conn, token: &HeaderValue, suffix: &str) -> anyhow::Result<User> {
     let user = User {
-        username: "bench-user".to_owned(),
+        username: format!("bench-user-{suffix}"),
         password: random_hex(16),
     };
-    let path = format!("{}/users/{}", gatehouse_crds::admin::PREFIX, user.username);
+    let path = format!("{}/users", gatehouse_crds::admin::PREFIX);
     let doc = serde_json::json!({"username": user.username, "password": user.password});
-    let response = admin_send(conn, token, Method::PUT, &path, &doc).await?;
+    let response = admin_send(conn, token, Method::POST, &path, &doc).await?;
     if !response.status.is_success() {
         bail!(
-            "creating the benchmark user: PUT {path} answered {} {}; the user-facing grants are \
+            "creating the benchmark user: POST {path} answered {} {}; the user-facing grants are \
              advertised, so the admin API should accept users (adapt bench/src/setup.rs create_user \
              if its route changed)",
             response.status,
@@ -223,7 +222,7 @@ impl Setup {
             user: None,
         };
         if setup.supports("password") || setup.supports("authorization_code") {
-            setup.user = Some(create_user(&mut admin, &token).await?);
+            setup.user = Some(create_user(&mut admin, &token, &suffix).await?);
         }
         Ok(setup)
     }
