@@ -5,17 +5,13 @@
 //! Each test has its own namespace, operator process(es) and server process; durations are short
 //! (resync 2 s, grace periods of seconds) and every wait is a poll with a timeout.
 
-use std::{
-    collections::BTreeMap,
-    future::Future,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use gatehouse_crds::{OAuthClient, OAuthPolicy};
-use gatehouse_tests::{ControlPlane, free_port, repo_root};
+use gatehouse_tests::{
+    ControlPlane, free_port, repo_root,
+    stack::{self, Proc},
+};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     coordination::v1::Lease,
@@ -28,95 +24,24 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Builds the two binaries once per test process (a no-op when they are up to date).
 async fn binaries() -> (PathBuf, PathBuf) {
-    static BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    static BUILT: tokio::sync::OnceCell<(PathBuf, PathBuf)> = tokio::sync::OnceCell::const_new();
     BUILT
-        .get_or_init(|| async {
-            let status =
-                tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                    .args([
-                        "build",
-                        "-q",
-                        "-p",
-                        "gatehouse-operator",
-                        "-p",
-                        "gatehouse-server",
-                        "--bins",
-                    ])
-                    .current_dir(repo_root())
-                    .status()
-                    .await
-                    .expect("run cargo build");
-            assert!(
-                status.success(),
-                "building gatehouse-operator and gatehouse-server failed"
-            );
-        })
-        .await;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from);
-    (
-        target.join("debug/gatehouse-operator"),
-        target.join("debug/gatehouse-server"),
-    )
+        .get_or_init(|| async { stack::build_binaries().expect("build the binaries") })
+        .await
+        .clone()
 }
 
-/// Polls `f` every 250 ms until it returns `Some`, or panics after `timeout` with `what`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+/// Polls `f` until it returns `Some`, or fails the test after `timeout` naming `what`.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(bin: &Path, args: &[String], envs: &[(&str, String)], log: PathBuf) -> Proc {
-        let out = std::fs::File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let mut cmd = Command::new(bin);
-        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        Proc { child, log }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
+    stack::eventually(what, timeout, f).await.unwrap()
 }
 
 /// One test's world: a namespace holding the operator's objects and the clients, a server process.
@@ -178,7 +103,8 @@ impl World {
             ("POD_NAME", format!("operator-{n}")),
         ];
         let log = self.dir.path().join(format!("operator-{n}.log"));
-        self.operators.push(Proc::spawn(&operator, &args, &envs, log));
+        self.operators
+            .push(Proc::spawn(&operator, &args, &envs, log).unwrap());
         metrics
     }
 
@@ -213,12 +139,7 @@ impl World {
             format!("--key-encryption-key-file={}", kek_file.display()),
         ];
         let log = self.dir.path().join("server.log");
-        self.server = Some(Proc::spawn(
-            &server,
-            &args,
-            &[("RUST_LOG", "warn".to_owned())],
-            log,
-        ));
+        self.server = Some(Proc::spawn(&server, &args, &[("RUST_LOG", "warn".to_owned())], log).unwrap());
         let url = format!("{}/readyz", self.issuer());
         let http = self.http.clone();
         eventually("the token server's /readyz", TIMEOUT, || async {
@@ -536,61 +457,12 @@ async fn the_examples_become_ready_with_documented_secrets_and_issue_tokens() {
     );
 
     // The printer columns, as `kubectl get oauthclients` shows them.
-    let table: Value = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap()
-        .get(format!(
-            "{}/apis/gatehouse.dev/v1alpha1/namespaces/{}/oauthclients",
-            w.cp.url(),
-            w.ns
-        ))
-        .bearer_auth(gatehouse_tests::ADMIN_TOKEN)
-        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    println!("{}", render_table(&table));
-}
-
-fn render_table(table: &Value) -> String {
-    let columns: Vec<&str> = table["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    let mut rows = vec![columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>()];
-    for row in table["rows"].as_array().unwrap() {
-        rows.push(
-            row["cells"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_owned))
-                .collect(),
-        );
-    }
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r.get(i).map_or(0, String::len))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    rows.iter()
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c:<w$}", w = widths[i] + 3))
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    println!(
+        "{}",
+        w.cp.get_table("gatehouse.dev/v1alpha1", "oauthclients", Some(&w.ns))
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
