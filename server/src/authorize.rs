@@ -51,6 +51,7 @@ struct AuthzRequest {
     scopes: Vec<String>,
     challenge: Option<(String, Method)>,
     prompt: Vec<String>,
+    nonce: Option<String>,
     /// The query without `prompt`, carried by the forms.
     carried: String,
 }
@@ -251,6 +252,7 @@ fn check(state: &AppState, raw: &str) -> Result<AuthzRequest, Response> {
         scopes,
         challenge,
         prompt,
+        nonce: params.get("nonce").map(str::to_owned),
         carried,
     })
 }
@@ -428,6 +430,7 @@ async fn complete(state: &AppState, request: &AuthzRequest, session: &Session) -
                     auth_time: session.auth_time,
                     expires_at: now + request.client.effective.authorization_code_ttl_seconds,
                     used: false,
+                    nonce: request.nonce.clone(),
                 })
                 .await?;
             let mut pairs = vec![("code", code.as_str())];

@@ -29,6 +29,9 @@ pub fn metadata(state: &AppState) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": state.clients.all_scopes(),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [state.keys.alg().as_str()],
         "access_token_signing_alg_values_supported": [state.keys.alg().as_str()],
     })
 }

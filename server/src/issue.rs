@@ -142,5 +142,6 @@ pub async fn new_grant(
         expires_in: minted.expires_in,
         scope: minted.scope,
         refresh_token,
+        id_token: None,
     })
 }

@@ -24,6 +24,7 @@ pub mod issue;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;
+pub mod oidc;
 pub mod params;
 pub mod pkce;
 pub mod revoke;
@@ -111,6 +112,7 @@ pub fn app(state: AppState) -> Router {
         .route("/authorize", get(authorize::authorize))
         .route("/login", post(authorize::login))
         .route("/consent", post(authorize::consent))
+        .route("/userinfo", get(oidc::userinfo).post(oidc::userinfo))
         .route("/introspect", post(introspect::introspect))
         .route("/revoke", post(revoke::revoke))
         .route("/jwks", get(discovery::jwks))

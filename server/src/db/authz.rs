@@ -39,6 +39,8 @@ pub struct AuthorizationCode {
     pub expires_at: i64,
     /// Whether it was exchanged.
     pub used: bool,
+    /// The OpenID Connect nonce.
+    pub nonce: Option<String>,
 }
 
 impl Db {
@@ -113,8 +115,8 @@ impl Db {
     pub async fn insert_code(&self, c: &AuthorizationCode) -> Result<()> {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, family_id, client_id, redirect_uri, username, scope, \
-             code_challenge, code_challenge_method, auth_time, expires_at, used) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)",
+             code_challenge, code_challenge_method, auth_time, expires_at, used, nonce) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11)",
         )
         .bind(&c.code_hash)
         .bind(&c.family_id)
@@ -126,6 +128,7 @@ impl Db {
         .bind(c.code_challenge_method.as_deref())
         .bind(c.auth_time)
         .bind(c.expires_at)
+        .bind(c.nonce.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -135,7 +138,7 @@ impl Db {
     pub async fn find_code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>> {
         let row = sqlx::query(
             "SELECT code_hash, family_id, client_id, redirect_uri, username, scope, code_challenge, \
-             code_challenge_method, auth_time, expires_at, used FROM authorization_codes WHERE code_hash = $1",
+             code_challenge_method, auth_time, expires_at, used, nonce FROM authorization_codes WHERE code_hash = $1",
         )
         .bind(code_hash)
         .fetch_optional(&self.pool)
@@ -153,6 +156,7 @@ impl Db {
                 auth_time: r.try_get("auth_time")?,
                 expires_at: r.try_get("expires_at")?,
                 used: r.try_get::<i64, _>("used")? != 0,
+                nonce: r.try_get("nonce")?,
             })
         })
         .transpose()

@@ -10,7 +10,7 @@ use crate::grant::TokenResponse;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::params::Params;
 use crate::pkce::{self, Method};
-use crate::{AppState, issue, token};
+use crate::{AppState, issue, oidc, token};
 
 /// The description of an unknown, expired or another client's code.
 pub const INVALID: &str = "the authorization code is invalid or expired";
@@ -79,7 +79,7 @@ pub async fn exchange(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    Ok(issue::new_grant(
+    let mut response = issue::new_grant(
         state,
         &client.client,
         &row.username,
@@ -87,5 +87,16 @@ pub async fn exchange(
         row.auth_time,
         &row.family_id,
     )
-    .await?)
+    .await?;
+    if scopes.iter().any(|s| s == "openid") {
+        response.id_token = Some(oidc::id_token(
+            state,
+            &client.client,
+            &row.username,
+            row.nonce.as_deref(),
+            row.auth_time,
+            &response.access_token,
+        )?);
+    }
+    Ok(response)
 }

@@ -31,5 +31,6 @@ pub async fn exchange(
         expires_in: minted.expires_in,
         scope: minted.scope,
         refresh_token: None,
+        id_token: None,
     })
 }

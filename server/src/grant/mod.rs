@@ -77,6 +77,9 @@ pub struct TokenResponse {
     /// A refresh token, for the grants that issue one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// An OpenID Connect ID token, when `openid` was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 impl IntoResponse for TokenResponse {

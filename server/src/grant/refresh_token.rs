@@ -110,6 +110,7 @@ pub async fn exchange(
         expires_in: minted.expires_in,
         scope: minted.scope,
         refresh_token: Some(refresh),
+        id_token: None,
     })
 }
 

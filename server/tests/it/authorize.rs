@@ -538,3 +538,85 @@ on_both_backends!(
     a_wrong_password_on_the_login_page_shows_the_form_again,
     implicit_is_only_for_clients_registered_for_it_and_puts_the_token_in_the_fragment,
 );
+
+async fn openid_issues_a_signed_id_token_and_userinfo_answers_for_it(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut app = spa("rp");
+    app.effective.scopes = vec!["openid".to_owned(), "email".to_owned(), "read".to_owned()];
+    server.register(&app).await;
+    create_user(&server, "alice", PASSWORD).await;
+    let challenge = s256(VERIFIER);
+    let mut pairs = code_request("rp", &challenge);
+    pairs[3] = ("scope", "openid email");
+    pairs.push(("nonce", "n-0S6_WzA2Mj"));
+    let url = authorize_url(&server, &pairs);
+    let code = get_code(&mut Browser::new(), &server, &url).await;
+    let body: Value = exchange(&server, "rp", &code, Some(VERIFIER))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    let id_token = body["id_token"].as_str().unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = server
+        .http
+        .get(server.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&header.kid.unwrap()).unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&["rp"]);
+    let claims = jsonwebtoken::decode::<Value>(id_token, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["iss"], ISSUER);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], "rp");
+    assert_eq!(claims["azp"], "rp");
+    assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(claims["auth_time"], server.clock.now());
+    let digest = Sha256::digest(access.as_bytes());
+    assert_eq!(claims["at_hash"], URL_SAFE_NO_PAD.encode(&digest[..16]));
+
+    let info = server
+        .http
+        .get(server.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200);
+    let info: Value = info.json().await.unwrap();
+    assert_eq!(
+        info,
+        serde_json::json!({"sub": "alice", "email": "alice@example.com"})
+    );
+
+    let none = server.http.get(server.url("/userinfo")).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(none.headers()["www-authenticate"], r#"Bearer realm="gatehouse""#);
+    let bad = server
+        .http
+        .get(server.url("/userinfo"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    assert!(
+        bad.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="invalid_token""#)
+    );
+    server.stop().await;
+}
+
+on_both_backends!(openid_issues_a_signed_id_token_and_userinfo_answers_for_it);

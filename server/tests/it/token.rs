@@ -407,6 +407,9 @@ async fn discovery_lists_exactly_what_is_implemented(backend: Backend) {
                 "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                 "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
                 "scopes_supported": ["read", "write"],
+                "userinfo_endpoint": format!("{ISSUER}/userinfo"),
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["ES256"],
                 "access_token_signing_alg_values_supported": ["ES256"],
             })
         );
