@@ -60,8 +60,9 @@ if [[ $build -eq 1 ]]; then
   log "cargo build ${profile_flag[*]} -p gatehouse-server -p gatehouse-bench"
   cargo build "${profile_flag[@]}" -p gatehouse-server -p gatehouse-bench >&2
 fi
-server_bin="$root/target/$profile/gatehouse-server"
-bench_bin="$root/target/$profile/gatehouse-bench"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+server_bin="$target_dir/$profile/gatehouse-server"
+bench_bin="$target_dir/$profile/gatehouse-bench"
 for bin in "$server_bin" "$bench_bin"; do
   [[ -x $bin ]] || { echo "missing $bin: run without --no-build" >&2; exit 1; }
 done
