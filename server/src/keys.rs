@@ -143,6 +143,18 @@ pub struct SigningKey {
     pub jwk: serde_json::Value,
     signer: Signer,
     verify_key: Vec<u8>,
+    /// The encoded JWS headers, built once per key rather than per token.
+    access_token_header: String,
+    id_token_header: String,
+}
+
+/// What a JWT signed by [`SigningKey::sign_jwt`] is, which decides its `typ` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JwtType {
+    /// An RFC 9068 access token (`typ: at+jwt`).
+    AccessToken,
+    /// An OpenID Connect ID token (`typ: JWT`).
+    IdToken,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -229,13 +241,35 @@ impl SigningKey {
             object.insert("alg".to_owned(), json!(alg.as_str()));
             object.insert("use".to_owned(), json!("sig"));
         }
+        let header = |typ: &str| {
+            b64(json!({"alg": alg.as_str(), "typ": typ, "kid": kid})
+                .to_string()
+                .as_bytes())
+        };
         Ok(Self {
+            access_token_header: header("at+jwt"),
+            id_token_header: header("JWT"),
             kid,
             alg,
             jwk,
             signer,
             verify_key,
         })
+    }
+
+    /// Signs `claims` as a compact JWS of type `typ` with this key.
+    pub fn sign_jwt(&self, typ: JwtType, claims: &impl serde::Serialize) -> Result<String> {
+        let header = match typ {
+            JwtType::AccessToken => &self.access_token_header,
+            JwtType::IdToken => &self.id_token_header,
+        };
+        let mut jwt = header.clone();
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut jwt);
+        let signature = self.sign(jwt.as_bytes())?;
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
+        Ok(jwt)
     }
 
     /// Signs `message` (the JWS signing input).

@@ -54,14 +54,7 @@ pub fn id_token(
     if let (Some(nonce), Some(map)) = (nonce, claims.as_object_mut()) {
         map.insert("nonce".to_owned(), json!(nonce));
     }
-    let header = json!({"alg": key.alg.as_str(), "typ": "JWT", "kid": key.kid});
-    let mut jwt = URL_SAFE_NO_PAD.encode(header.to_string());
-    jwt.push('.');
-    jwt.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?));
-    let signature = key.sign(jwt.as_bytes())?;
-    jwt.push('.');
-    jwt.push_str(&URL_SAFE_NO_PAD.encode(signature));
-    Ok(jwt)
+    key.sign_jwt(crate::keys::JwtType::IdToken, &claims)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -199,14 +199,7 @@ pub fn sign_jwt(state: &AppState, claims: &AccessClaims, now: i64) -> Result<Str
         .keys
         .signing_key(now)
         .ok_or(Error::Crypto("no signing key is active"))?;
-    let header = json!({"alg": key.alg.as_str(), "typ": "at+jwt", "kid": key.kid});
-    let mut jwt = URL_SAFE_NO_PAD.encode(header.to_string());
-    jwt.push('.');
-    jwt.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
-    let signature = key.sign(jwt.as_bytes())?;
-    jwt.push('.');
-    jwt.push_str(&URL_SAFE_NO_PAD.encode(signature));
-    Ok(jwt)
+    key.sign_jwt(crate::keys::JwtType::AccessToken, claims)
 }
 
 /// What a presented token turned out to be.
