@@ -13,6 +13,10 @@ step "PostgreSQL (Debian package, private cluster under target/postgres)"
 pg_url="$(bash tests/services/postgres.sh | tail -n 1)"
 export GATEHOUSE_TEST_POSTGRES_URL="$pg_url"
 
+step "Chromium and chromedriver (Debian packages) for the browser test"
+GATEHOUSE_CHROMEDRIVER="$(bash tests/services/chromium.sh | tail -n 1)"
+export GATEHOUSE_CHROMEDRIVER
+
 step "kube-apiserver and etcd (built from the Go modules once, then cached)"
 GATEHOUSE_CONTROL_PLANE_BIN="$(bash tests/control-plane/build.sh | tail -n 1)"
 export GATEHOUSE_CONTROL_PLANE_BIN

@@ -69,6 +69,41 @@ fn page_headers(response: &mut Response) {
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
 }
 
+/// The CSP source that matches a redirect URI: its origin (`https://app.example.com:8443`), or its
+/// scheme for a private-use URI scheme (`com.example.app:`, RFC 8252). `None` for anything that
+/// could break out of the header's grammar.
+fn csp_source(redirect_uri: &str) -> Option<String> {
+    let (scheme, rest) = redirect_uri.split_once(':')?;
+    let source = match rest.strip_prefix("//") {
+        Some(after) => {
+            let authority = after.split(['/', '?', '#']).next().unwrap_or_default();
+            format!("{scheme}://{authority}")
+        }
+        None => format!("{scheme}:"),
+    };
+    let safe = source
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.' | '-' | '+' | '[' | ']'));
+    safe.then_some(source)
+}
+
+/// Lets the forms of a login or consent page end at the client: browsers apply `form-action` to
+/// every redirect that follows a form's submission, so `'self'` alone would stop the final redirect
+/// to the client's `redirect_uri`.
+fn allow_form_redirect_to(response: &mut Response, redirect_uri: &str) {
+    let Some(source) = csp_source(redirect_uri) else {
+        return;
+    };
+    let policy = format!(
+        "frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {source}"
+    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
 /// Escapes text for HTML.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -357,6 +392,7 @@ fn login_page(
         request = escape(&request.carried),
     );
     let mut response = html(status, "Sign in", &body);
+    allow_form_redirect_to(&mut response, &request.redirect_uri);
     if fresh {
         set_cookie(state, &mut response, CSRF_COOKIE, &csrf, SESSION_TTL);
     }
@@ -402,6 +438,7 @@ fn consent_page(
         request = escape(&request.carried),
     );
     let mut response = html(StatusCode::OK, "Allow access?", &body);
+    allow_form_redirect_to(&mut response, &request.redirect_uri);
     if fresh {
         set_cookie(state, &mut response, CSRF_COOKIE, &csrf, SESSION_TTL);
     }
@@ -654,6 +691,28 @@ pub async fn consent(State(state): State<AppState>, form: Form) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_csp_source_of_a_redirect_uri_is_its_origin_or_private_scheme() {
+        assert_eq!(
+            csp_source("https://app.example.com:8443/cb?x=1#f").as_deref(),
+            Some("https://app.example.com:8443")
+        );
+        assert_eq!(
+            csp_source("http://127.0.0.1:3000").as_deref(),
+            Some("http://127.0.0.1:3000")
+        );
+        assert_eq!(
+            csp_source("http://[::1]:3000/cb").as_deref(),
+            Some("http://[::1]:3000")
+        );
+        assert_eq!(
+            csp_source("com.example.app:/oauth2redirect").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(csp_source("https://evil.example; script-src *"), None);
+        assert_eq!(csp_source("no-scheme"), None);
+    }
 
     #[test]
     fn only_a_plain_http_loopback_issuer_goes_without_secure_cookies() {

@@ -168,8 +168,8 @@ pub async fn sign_in(
         .await
 }
 
-/// The whole flow up to the redirect back with a code: login, consent. Returns the code.
-pub async fn get_code(browser: &mut Browser, server: &TestServer, url: &str) -> String {
+/// Signs in as alice and allows on the consent page. Returns where the server sends the browser.
+pub async fn sign_in_and_allow(browser: &mut Browser, server: &TestServer, url: &str) -> String {
     let after_login = sign_in(browser, server, url, PASSWORD).await;
     let back = location(&after_login);
     let consent = browser.get(&server.url(&back)).await;
@@ -186,7 +186,12 @@ pub async fn get_code(browser: &mut Browser, server: &TestServer, url: &str) -> 
             ],
         )
         .await;
-    let target = location(&done);
+    location(&done)
+}
+
+/// The whole flow up to the redirect back with a code: login, consent. Returns the code.
+pub async fn get_code(browser: &mut Browser, server: &TestServer, url: &str) -> String {
+    let target = sign_in_and_allow(browser, server, url).await;
     assert!(target.starts_with(REDIRECT), "{target}");
     let params = query_of(&target);
     assert_eq!(params["state"], "xyz 123");
@@ -225,12 +230,10 @@ async fn the_code_flow_signs_in_consents_and_exchanges_the_code_with_pkce(backen
     let url = authorize_url(&server, &code_request("spa", &challenge));
     let first = browser.get(&url).await;
     assert_eq!(first.headers()["x-frame-options"], "DENY");
-    assert!(
-        first.headers()["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("frame-ancestors 'none'")
-    );
+    let csp = first.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    // Browsers apply form-action to the redirects after a submit: the client's origin must be in it.
+    assert!(csp.contains("form-action 'self' http://localhost:3000"), "{csp}");
     let csrf_cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
         csrf_cookie.contains("HttpOnly")

@@ -67,7 +67,7 @@ on_both_backends!(
 async fn the_oauth2_crate_drives_the_code_flow_with_pkce_and_rotates_the_refresh_token(backend: Backend) {
     use oauth2::{AuthUrl, AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl};
 
-    use crate::authorize::{Browser, REDIRECT, hidden, sign_in, spa};
+    use crate::authorize::{Browser, REDIRECT, sign_in_and_allow, spa};
     use crate::users::{PASSWORD, create_user};
 
     let server = TestServer::start(backend).await;
@@ -84,21 +84,8 @@ async fn the_oauth2_crate_drives_the_code_flow_with_pkce_and_rotates_the_refresh
         .add_scope(Scope::new("read".to_owned()))
         .set_pkce_challenge(challenge)
         .url();
-    let mut browser = Browser::new();
-    let after_login = sign_in(&mut browser, &server, url.as_str(), PASSWORD).await;
-    let back = after_login.headers()["location"].to_str().unwrap().to_owned();
-    let page = browser.get(&server.url(&back)).await.text().await.unwrap();
-    let done = browser
-        .post(
-            &server.url("/consent"),
-            &[
-                ("csrf", &hidden(&page, "csrf")),
-                ("request", &hidden(&page, "request")),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
-    let target = oauth2::url::Url::parse(done.headers()["location"].to_str().unwrap()).unwrap();
+    let done = sign_in_and_allow(&mut Browser::new(), &server, url.as_str()).await;
+    let target = oauth2::url::Url::parse(&done).unwrap();
     let params: std::collections::HashMap<String, String> = target.query_pairs().into_owned().collect();
     assert_eq!(&params["state"], csrf.secret());
     let token = oauth
@@ -131,3 +118,102 @@ async fn the_oauth2_crate_drives_the_code_flow_with_pkce_and_rotates_the_refresh
 }
 
 on_both_backends!(the_oauth2_crate_drives_the_code_flow_with_pkce_and_rotates_the_refresh_token);
+
+/// The `openidconnect` crate as a relying party: discovery, the code flow with PKCE and a nonce,
+/// the ID token verified by the crate (signature through the JWKS, iss, aud, exp, nonce, at_hash),
+/// then a refresh whose new ID token it verifies again (OIDC Core §12.2: same sub and auth_time).
+async fn the_openidconnect_crate_verifies_the_id_token_of_the_code_flow_and_of_a_refresh(backend: Backend) {
+    use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+    use openidconnect::{
+        AccessTokenHash, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse as _,
+        PkceCodeChallenge, RedirectUrl, Scope, TokenResponse as _,
+    };
+
+    use crate::authorize::{Browser, REDIRECT, sign_in_and_allow, spa};
+    use crate::users::{PASSWORD, create_user};
+
+    let server = TestServer::start_with(backend, Options::own_issuer()).await;
+    let mut rp = spa("rp");
+    rp.effective.scopes = vec!["openid".to_owned(), "email".to_owned(), "read".to_owned()];
+    server.register(&rp).await;
+    create_user(&server, "alice", PASSWORD).await;
+
+    let http = openidconnect::reqwest::Client::builder()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(server.issuer()).unwrap(), &http)
+        .await
+        .unwrap();
+    let oidc = CoreClient::from_provider_metadata(metadata, ClientId::new("rp".to_owned()), None)
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf, nonce) = oidc
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".to_owned()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    let done = sign_in_and_allow(&mut Browser::new(), &server, url.as_str()).await;
+    let target = openidconnect::url::Url::parse(&done).unwrap();
+    let params: std::collections::HashMap<String, String> = target.query_pairs().into_owned().collect();
+    assert_eq!(&params["state"], csrf.secret());
+
+    let token = oidc
+        .exchange_code(AuthorizationCode::new(params["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let id_token = token.id_token().expect("an id_token for the openid scope");
+    let id_verifier = oidc.id_token_verifier();
+    let claims = id_token.claims(&id_verifier, &nonce).unwrap();
+    assert_eq!(claims.subject().as_str(), "alice");
+    assert_eq!(claims.issuer().as_str(), server.issuer());
+    assert_eq!(claims.authorized_party().map(|p| p.as_str()), Some("rp"));
+    let auth_time = claims.auth_time().expect("auth_time");
+    let expected_hash = AccessTokenHash::from_token(
+        token.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&id_verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+
+    // A wrong nonce is refused by the crate: the check above is a real one.
+    assert!(
+        id_token
+            .claims(&id_verifier, &Nonce::new("other".to_owned()))
+            .is_err()
+    );
+
+    server.clock.advance(120);
+    let refreshed = oidc
+        .exchange_refresh_token(token.refresh_token().unwrap())
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert_ne!(
+        refreshed.refresh_token().unwrap().secret(),
+        token.refresh_token().unwrap().secret()
+    );
+    let new_id_token = refreshed.id_token().expect("a new id_token on refresh");
+    let new_claims = new_id_token
+        .claims(&id_verifier, |nonce: Option<&Nonce>| match nonce {
+            None => Ok(()),
+            Some(_) => Err("a refreshed ID token carries no nonce".to_owned()),
+        })
+        .unwrap();
+    assert_eq!(new_claims.subject().as_str(), "alice");
+    assert_eq!(new_claims.auth_time(), Some(auth_time));
+    assert!(new_claims.issue_time() > claims.issue_time());
+    server.stop().await;
+}
+
+on_both_backends!(the_openidconnect_crate_verifies_the_id_token_of_the_code_flow_and_of_a_refresh);

@@ -29,7 +29,7 @@ pub async fn verify_independently(server: &TestServer, token: &str) -> (String, 
         .unwrap_or_else(|| panic!("kid {kid} is not in /jwks"));
     let key = DecodingKey::from_jwk(jwk).unwrap();
     let mut validation = Validation::new(header.alg);
-    validation.set_issuer(&[ISSUER]);
+    validation.set_issuer(&[server.issuer()]);
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     let data = decode::<Value>(token, &key, &validation).unwrap();

@@ -8,11 +8,13 @@
 mod admin;
 mod authorize;
 mod binary;
+mod browser;
 mod fuzz;
 mod interop;
 mod introspection;
 mod keys;
 mod password;
+mod purge;
 mod refresh;
 mod replicas;
 mod standalone;

@@ -137,6 +137,9 @@ impl Drop for TestDb {
 pub struct Options {
     pub signing_alg: SigningAlg,
     pub clients_dir: Option<PathBuf>,
+    /// Listen on this port, with `http://127.0.0.1:<port>` as the issuer: a server whose issuer is its
+    /// own address, as clients that run discovery or a browser need. `None`: any port, [`ISSUER`].
+    pub own_issuer_port: Option<u16>,
 }
 
 impl Default for Options {
@@ -144,6 +147,22 @@ impl Default for Options {
         Self {
             signing_alg: SigningAlg::Es256,
             clients_dir: None,
+            own_issuer_port: None,
+        }
+    }
+}
+
+impl Options {
+    /// A server whose issuer is its own address, on a port that was free a moment ago.
+    pub fn own_issuer() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self {
+            own_issuer_port: Some(port),
+            ..Self::default()
         }
     }
 }
@@ -160,10 +179,17 @@ pub struct TestServer {
 }
 
 fn settings(db_url: &str, options: &Options) -> Settings {
+    let (listen, issuer) = match options.own_issuer_port {
+        Some(port) => (
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            format!("http://127.0.0.1:{port}"),
+        ),
+        None => ("127.0.0.1:0".parse().unwrap(), ISSUER.to_owned()),
+    };
     Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen,
         admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-        issuer: ISSUER.to_owned(),
+        issuer,
         database_url: db_url.to_owned(),
         admin_token: Some(ADMIN_TOKEN.to_owned()),
         key_encryption_key: [42u8; 32],
@@ -234,6 +260,11 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.running().public_addr)
+    }
+
+    /// The issuer the server signs with.
+    pub fn issuer(&self) -> String {
+        self.state().config.issuer.clone()
     }
 
     pub fn admin_url(&self, path: &str) -> String {
