@@ -99,7 +99,8 @@ pub struct OAuthPolicySpec {
     pub require_pkce: Option<bool>,
 
     /// Rotate refresh tokens on every use, revoking the family when an old one is replayed (RFC 9700).
-    /// Default `true`.
+    /// Default `true`. With `false`, a refresh returns no new refresh token and the client keeps using
+    /// the one it has until the grant's absolute lifetime (`refreshTokenTTL`) ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_rotation: Option<bool>,
 

@@ -111,6 +111,14 @@ pub async fn sync_clients_dir(state: &AppState, dir: &std::path::Path) -> Result
     Ok(loaded.registrations.len())
 }
 
+/// Deletes every expired record: tokens, grants, sessions, codes and stale failure counters. Run
+/// hourly by each replica; the deletes are idempotent, so replicas need no coordination.
+pub async fn purge(state: &AppState) -> Result<()> {
+    let now = state.clock.now();
+    state.db.purge_expired(now).await?;
+    state.db.purge_expired_grants(now).await
+}
+
 async fn maintain(state: &AppState) -> Result<()> {
     state.clients.refresh(&state.db).await?;
     let max_ttl = state.clients.max_access_token_ttl(DEFAULT_ACCESS_TOKEN_TTL);
@@ -206,20 +214,9 @@ pub async fn start(settings: Settings, clock: SharedClock) -> Result<Running> {
                 tracing::warn!(%error, "refreshing clients and keys failed");
             }
             if ticks.is_multiple_of(60)
-                && let Err(error) = background_state
-                    .db
-                    .purge_expired(background_state.clock.now())
-                    .await
+                && let Err(error) = purge(&background_state).await
             {
-                tracing::warn!(%error, "purging expired tokens failed");
-            }
-            if ticks.is_multiple_of(60)
-                && let Err(error) = background_state
-                    .db
-                    .purge_expired_grants(background_state.clock.now())
-                    .await
-            {
-                tracing::warn!(%error, "purging expired tokens failed");
+                tracing::warn!(%error, "purging expired records failed");
             }
         }
     }));

@@ -90,14 +90,24 @@ pub async fn check(state: &AppState, keys: &[&str], now: i64) -> Result<bool> {
     Ok(false)
 }
 
-/// Counts a failure against a key.
+/// Counts a failure against a key. The counter is read, advanced by [`after_failure`] and written
+/// back only if nobody changed it meanwhile; on a conflict the step is redone, so concurrent failures
+/// (on one replica or several) are all counted.
 pub async fn fail(state: &AppState, key: &str, limit: Limit, now: i64) -> Result<()> {
-    let record = state.db.throttle_record(key).await?;
-    let next = after_failure(record, limit, now);
-    if next.locked_until > now && !is_locked(record.as_ref(), now) {
-        tracing::warn!(key, "too many failed sign-ins; locked");
+    const ATTEMPTS: usize = 32;
+    for _ in 0..ATTEMPTS {
+        let record = state.db.throttle_record(key).await?;
+        let next = after_failure(record, limit, now);
+        if state.db.swap_throttle_record(key, record.as_ref(), &next).await? {
+            if next.locked_until > now && !is_locked(record.as_ref(), now) {
+                tracing::warn!(key, "too many failed sign-ins; locked");
+            }
+            return Ok(());
+        }
     }
-    state.db.put_throttle_record(key, &next).await
+    // Only a storm of failures on one key gets here, and that key is being counted by the others.
+    tracing::warn!(key, "a failed sign-in was not counted: its counter kept changing");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -169,16 +169,28 @@ impl Db {
             .collect()
     }
 
-    /// Deletes refresh-token and family records whose absolute lifetime ended before `now`.
+    /// Deletes what can no longer be used: refresh-token and family records whose absolute lifetime
+    /// ended, expired sign-in sessions, authorization codes an hour past their expiry (until then a
+    /// replayed code is still recognised as a replay), and failure counters a day past their window
+    /// and lockout.
     pub async fn purge_expired_grants(&self, now: i64) -> Result<()> {
-        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query("DELETE FROM family_access_tokens WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        const CODE_REPLAY_MEMORY: i64 = 3600;
+        const THROTTLE_MEMORY: i64 = 24 * 3600;
+        for (sql, before) in [
+            ("DELETE FROM refresh_tokens WHERE expires_at < $1", now),
+            ("DELETE FROM family_access_tokens WHERE expires_at < $1", now),
+            ("DELETE FROM sessions WHERE expires_at < $1", now),
+            (
+                "DELETE FROM authorization_codes WHERE expires_at < $1",
+                now - CODE_REPLAY_MEMORY,
+            ),
+            (
+                "DELETE FROM login_throttle WHERE locked_until < $1 AND window_start < $1",
+                now - THROTTLE_MEMORY,
+            ),
+        ] {
+            sqlx::query(sql).bind(before).execute(&self.pool).await?;
+        }
         Ok(())
     }
 }

@@ -156,20 +156,34 @@ impl Db {
         .transpose()
     }
 
-    /// Stores the failure counter under `key`.
-    pub async fn put_throttle_record(&self, key: &str, record: &Record) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO login_throttle (throttle_key, failures, window_start, locked_until) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (throttle_key) DO UPDATE SET failures = excluded.failures, \
-             window_start = excluded.window_start, locked_until = excluded.locked_until",
-        )
-        .bind(key)
-        .bind(record.failures)
-        .bind(record.window_start)
-        .bind(record.locked_until)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// Replaces the failure counter under `key` with `next`, but only if it still holds `seen` (`None`:
+    /// no counter yet). Returns whether it did: a compare-and-swap, so two replicas counting failures
+    /// for the same key at once never lose one.
+    pub async fn swap_throttle_record(
+        &self,
+        key: &str,
+        seen: Option<&Record>,
+        next: &Record,
+    ) -> Result<bool> {
+        let sql = if seen.is_some() {
+            "UPDATE login_throttle SET failures = $2, window_start = $3, locked_until = $4 \
+             WHERE throttle_key = $1 AND failures = $5 AND window_start = $6 AND locked_until = $7"
+        } else {
+            "INSERT INTO login_throttle (throttle_key, failures, window_start, locked_until) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (throttle_key) DO NOTHING"
+        };
+        let mut query = sqlx::query(sql)
+            .bind(key)
+            .bind(next.failures)
+            .bind(next.window_start)
+            .bind(next.locked_until);
+        if let Some(seen) = seen {
+            query = query
+                .bind(seen.failures)
+                .bind(seen.window_start)
+                .bind(seen.locked_until);
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
     }
 
     /// Forgets the failure counter under `key`.

@@ -2,7 +2,8 @@
 //! token is bound to its client, may narrow the scope but never widen it, and is rotated on every use
 //! (RFC 9700 §4.14.2): the old one is spent, and presenting a spent one again revokes its whole
 //! family, since either the client or an attacker holds a copy. The family's absolute lifetime does
-//! not move with rotation.
+//! not move with rotation. A policy may turn rotation off; the token is then reused until the family
+//! ends. A refresh of an `openid` grant carries a new ID token.
 
 use crate::client_auth::AuthenticatedClient;
 use crate::grant::TokenResponse;
@@ -10,7 +11,7 @@ use crate::issue::{self, Family};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::params::Params;
 use crate::scope::is_scope_token;
-use crate::{AppState, token};
+use crate::{AppState, oidc, token};
 
 /// The description of a refresh token that is unknown, expired, revoked or another client's.
 pub const INVALID: &str = "the refresh token is invalid, expired or revoked";
@@ -79,7 +80,11 @@ pub async fn exchange(
         .cloned()
         .collect();
     let scopes = narrowed_scopes(params.get("scope"), &still_allowed)?;
-    if row.used || !state.db.use_refresh_token(&hash).await? {
+    // Without rotation (the policy's `refreshTokenRotation: false`) the token stays valid until the
+    // family ends, and no new one is issued (RFC 6749 §6: the server MAY issue one). A token spent
+    // while rotation was on is still a reuse.
+    let rotate = client.client.effective.refresh_token_rotation;
+    if row.used || (rotate && !state.db.use_refresh_token(&hash).await?) {
         state.db.revoke_family(&row.family_id, now).await?;
         tracing::warn!(
             client_id = %row.client_id,
@@ -103,14 +108,32 @@ pub async fn exchange(
         auth_time: row.auth_time,
         expires_at: row.expires_at,
     };
-    let refresh = issue::refresh_token(state, &client.client, &family).await?;
+    let refresh_token = if rotate {
+        Some(issue::refresh_token(state, &client.client, &family).await?)
+    } else {
+        None
+    };
+    // OIDC Core §12.2: a refresh of an `openid` grant returns a new ID token with the original
+    // auth_time and no nonce.
+    let id_token = if scopes.iter().any(|s| s == "openid") {
+        Some(oidc::id_token(
+            state,
+            &client.client,
+            &row.subject,
+            None,
+            row.auth_time,
+            &minted.token,
+        )?)
+    } else {
+        None
+    };
     Ok(TokenResponse {
         access_token: minted.token,
         token_type: "Bearer",
         expires_in: minted.expires_in,
         scope: minted.scope,
-        refresh_token: Some(refresh),
-        id_token: None,
+        refresh_token,
+        id_token,
     })
 }
 

@@ -179,7 +179,28 @@ async fn a_password_grant_without_a_username_is_invalid_request(backend: Backend
     server.stop().await;
 }
 
+async fn concurrent_wrong_passwords_are_all_counted(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.register(&password_client("app").build()).await;
+    create_user(&server, "alice", PASSWORD).await;
+    // Five wrong passwords at once, as from several connections or replicas: each is counted, so
+    // the account is locked afterwards. A read-then-write counter loses some of them.
+    let attempts = (0..5).map(|_| password_grant(&server, "app", "alice", "guess", None));
+    for response in futures::future::join_all(attempts).await {
+        assert_error(response, 400, "invalid_grant").await;
+    }
+    let locked = assert_error(
+        password_grant(&server, "app", "alice", PASSWORD, None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(locked, "too many failed sign-ins; try again later");
+    server.stop().await;
+}
+
 on_both_backends!(
+    concurrent_wrong_passwords_are_all_counted,
     the_password_grant_issues_a_user_token_and_a_refresh_token,
     password_grant_for_a_client_without_it_is_unauthorized_client,
     a_wrong_password_and_an_unknown_user_get_the_same_invalid_grant,

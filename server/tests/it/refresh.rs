@@ -216,6 +216,59 @@ async fn disabling_a_user_revokes_their_refresh_tokens(backend: Backend) {
     server.stop().await;
 }
 
+async fn without_rotation_the_refresh_token_is_reused_and_no_new_one_is_issued(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut registration = password_client("app").build();
+    registration.effective.refresh_token_rotation = false;
+    server.register(&registration).await;
+    let first = sign_in(&server, "app").await;
+    let refresh = refresh_of(&first);
+    for _ in 0..3 {
+        let response = refresh_grant(&server, "app", &refresh, None).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert!(body["access_token"].is_string());
+        assert!(body.get("refresh_token").is_none(), "{body}");
+    }
+    // The family's absolute lifetime (3600 s) still ends it.
+    server.clock.advance(3600);
+    assert_error(
+        refresh_grant(&server, "app", &refresh, None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    server.stop().await;
+}
+
+async fn turning_rotation_off_does_not_revive_a_spent_refresh_token(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut registration = password_client("app").build();
+    server.register(&registration).await;
+    let first = sign_in(&server, "app").await;
+    let second: Value = refresh_grant(&server, "app", &refresh_of(&first), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    registration.effective.refresh_token_rotation = false;
+    server.register(&registration).await;
+    assert_error(
+        refresh_grant(&server, "app", &refresh_of(&first), None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    // Reuse revoked the family, the newest token included.
+    assert_error(
+        refresh_grant(&server, "app", &refresh_of(&second), None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    server.stop().await;
+}
+
 on_both_backends!(
     a_refresh_token_rotates_on_every_use,
     a_reused_refresh_token_revokes_the_whole_family,
@@ -225,4 +278,6 @@ on_both_backends!(
     a_refresh_token_family_ends_at_its_absolute_lifetime,
     an_unknown_refresh_token_is_invalid_grant,
     disabling_a_user_revokes_their_refresh_tokens,
+    without_rotation_the_refresh_token_is_reused_and_no_new_one_is_issued,
+    turning_rotation_off_does_not_revive_a_spent_refresh_token,
 );
