@@ -56,3 +56,20 @@ pub fn helm() -> std::path::PathBuf {
         .trim()
         .into()
 }
+
+/// The Kubernetes version of tests/control-plane, for offline `helm template` (the chart's kubeVersion
+/// check would otherwise compare against helm's built-in default).
+pub const KUBE_VERSION: &str = "v1.36.3";
+
+/// Runs helm in the repository root; `helm template` renders for [`KUBE_VERSION`].
+pub fn run_helm(args: &[&str]) -> std::process::Output {
+    let mut all = args.to_vec();
+    if args.first() == Some(&"template") {
+        all.extend(["--kube-version", KUBE_VERSION]);
+    }
+    std::process::Command::new(helm())
+        .args(&all)
+        .current_dir(repo_root())
+        .output()
+        .expect("running helm")
+}

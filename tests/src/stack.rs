@@ -18,7 +18,26 @@ use crate::{ADMIN_TOKEN, ControlPlane, repo_root};
 /// are up to date.
 pub fn build_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // `cargo test` and `cargo run` give this process the variables cargo sets for a package
+    // (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ...). Build scripts such as ring's watch those with
+    // rerun-if-env-changed, so passing them on would rebuild half the tree on every call.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo_for_a_package = name == "OUT_DIR"
+            || name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || name.starts_with("CARGO_BIN_")
+            || name.starts_with("CARGO_CFG_")
+            || matches!(
+                name,
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR"
+            );
+        if set_by_cargo_for_a_package {
+            command.env_remove(name);
+        }
+    }
+    let status = command
         .args([
             "build",
             "-q",

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, future::Future, path::PathBuf, sync::Arc, time:
 
 use gatehouse_crds::{OAuthClient, OAuthPolicy};
 use gatehouse_tests::{
-    ControlPlane, free_port, repo_root,
+    ControlPlane, free_port, repo_root, run_helm,
     stack::{self, Proc},
 };
 use k8s_openapi::api::{
@@ -22,6 +22,7 @@ use kube::{
     Api, Resource,
     api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams},
 };
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -106,6 +107,77 @@ impl World {
         self.operators
             .push(Proc::spawn(&operator, &args, &envs, log).unwrap());
         metrics
+    }
+
+    /// The operator container's environment exactly as `helm template charts/gatehouse` renders it
+    /// for this namespace and issuer, with the Downward API fields resolved as the kubelet would.
+    fn chart_env(&self, pod_name: &str) -> Vec<(String, String)> {
+        let out = run_helm(&[
+            "template",
+            "gh",
+            "charts/gatehouse",
+            "--namespace",
+            &self.ns,
+            "--set",
+            &format!("operator.watchNamespaces={{{}}}", self.ns),
+            "--set",
+            &format!("server.issuer={}", self.issuer()),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rendered = String::from_utf8(out.stdout).unwrap();
+        let deployment = serde_yaml::Deserializer::from_str(&rendered)
+            .map(|doc| Value::deserialize(doc).unwrap())
+            .find(|doc| doc["kind"] == "Deployment")
+            .expect("the chart renders the operator Deployment");
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|var| {
+                let name = var["name"].as_str().unwrap().to_owned();
+                let value = match (&var["value"], var["valueFrom"]["fieldRef"]["fieldPath"].as_str()) {
+                    (Value::String(v), _) => v.clone(),
+                    (_, Some("metadata.namespace")) => self.ns.clone(),
+                    (_, Some("metadata.name")) => pod_name.to_owned(),
+                    _ => panic!("the chart sets {name} from a source this test cannot resolve: {var}"),
+                };
+                (name, value)
+            })
+            .collect()
+    }
+
+    /// Starts an operator process configured exactly as the chart configures the Deployment. Only
+    /// what cannot hold outside a cluster is replaced: the kubeconfig (instead of the in-cluster
+    /// service account), the server's admin URL (127.0.0.1 instead of the Service's DNS name) and the
+    /// metrics port (a free one, as tests run side by side).
+    async fn start_operator_as_charted(&mut self) {
+        let (operator, _) = binaries().await;
+        let n = self.operators.len();
+        let pod_name = format!("gatehouse-operator-{n}");
+        let overrides = [
+            ("KUBECONFIG", self.cp.kubeconfig_path().display().to_string()),
+            (
+                "GATEHOUSE_OPERATOR_SERVER_ADMIN_URL",
+                format!("http://127.0.0.1:{}", self.admin_port),
+            ),
+            (
+                "GATEHOUSE_OPERATOR_METRICS_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+        ];
+        let mut env = self.chart_env(&pod_name);
+        assert!(
+            env.iter()
+                .any(|(k, v)| k == "GATEHOUSE_OPERATOR_ISSUER" && *v == self.issuer()),
+            "{env:?}"
+        );
+        env.retain(|(k, _)| !overrides.iter().any(|(o, _)| o == k));
+        let mut envs: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        envs.extend(overrides.iter().map(|(k, v)| (*k, v.clone())));
+        let log = self.dir.path().join(format!("operator-{n}.log"));
+        self.operators
+            .push(Proc::spawn(&operator, &[], &envs, log).unwrap());
     }
 
     /// The value of `key` in Secret `name` of the test namespace, once it exists.
@@ -257,6 +329,47 @@ impl World {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Validates an access token as a resource server does with a JWT library: the key from
+    /// `/jwks` by `kid`, the signature, `typ` (RFC 9068 `at+jwt`), `iss`, `aud` and `exp`.
+    async fn validate_with_jwks(&self, token: &str, audience: &str) -> Value {
+        use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::JwkSet};
+        let jwks: JwkSet = self
+            .http
+            .get(format!("{}/jwks", self.issuer()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let header = decode_header(token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        let jwk = jwks
+            .find(header.kid.as_deref().unwrap())
+            .expect("the token's kid is in /jwks");
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[self.issuer()]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .unwrap_or_else(|e| panic!("the token does not validate against /jwks: {e}"))
+            .claims
+    }
+
+    /// RFC 7662 introspection with a client's credentials.
+    async fn introspect(&self, token: &str, client_id: &str, secret: &str) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/introspect", self.issuer()))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     /// Waits until a token request with these credentials answers `status`.
     async fn wait_token(&self, client_id: &str, secret: &str, status: u16) -> Value {
         let what = format!("a token request of {client_id} to answer {status}");
@@ -326,7 +439,7 @@ fn examples() -> Vec<Value> {
 #[tokio::test]
 async fn the_examples_become_ready_with_documented_secrets_and_issue_tokens() {
     let mut w = World::new("op-happy").await;
-    w.start_operator(false).await;
+    w.start_operator_as_charted().await;
     w.start_server().await;
     let docs = examples();
     for doc in &docs {
@@ -384,6 +497,23 @@ async fn the_examples_become_ready_with_documented_secrets_and_issue_tokens() {
                 .await;
             assert_eq!(body["token_type"], "Bearer", "{body}");
             assert_eq!(body["expires_in"], effective.access_token_ttl_seconds, "{body}");
+            // The workload's resource server accepts it, through the JWKS and through introspection.
+            let token = body["access_token"].as_str().unwrap();
+            let audience = effective
+                .audience
+                .first()
+                .cloned()
+                .unwrap_or_else(|| client.client_id());
+            let claims = w.validate_with_jwks(token, &audience).await;
+            assert_eq!(claims["client_id"], client.client_id(), "{claims}");
+            assert_eq!(claims["scope"], effective.default_scopes.join(" "), "{claims}");
+            let introspected = w
+                .introspect(token, &data[&k["client_id"]], &data[&k["client_secret"]])
+                .await;
+            assert_eq!(introspected["active"], true, "{introspected}");
+            assert_eq!(introspected["client_id"], client.client_id(), "{introspected}");
+            assert_eq!(introspected["sub"], claims["sub"], "{introspected}");
+            assert_eq!(introspected["exp"], claims["exp"], "{introspected}");
         }
     }
     // The bring-your-own client authenticates with the secret from its own Secret.

@@ -1,9 +1,9 @@
 //! What a platform team installs: the Helm chart (linted, schema-checked, rendered output accepted by
 //! the real API server, installable) and the container images' Containerfiles.
 
-use std::{path::Path, process::Command};
+use std::path::Path;
 
-use gatehouse_tests::{ControlPlane, helm, repo_root};
+use gatehouse_tests::{ControlPlane, repo_root, run_helm};
 use kube::{
     Api,
     api::{DynamicObject, GroupVersionKind, Patch, PatchParams},
@@ -12,22 +12,6 @@ use kube::{
 use serde_json::Value;
 
 const CHART: &str = "charts/gatehouse";
-
-/// The Kubernetes version of tests/control-plane, for offline `helm template` (the chart's kubeVersion
-/// check would otherwise compare against helm's built-in default).
-const KUBE_VERSION: &str = "v1.36.3";
-
-fn run_helm(args: &[&str]) -> std::process::Output {
-    let mut all = args.to_vec();
-    if args.first() == Some(&"template") {
-        all.extend(["--kube-version", KUBE_VERSION]);
-    }
-    Command::new(helm())
-        .args(&all)
-        .current_dir(repo_root())
-        .output()
-        .expect("running helm")
-}
 
 fn text(out: &std::process::Output) -> String {
     format!(
