@@ -46,9 +46,9 @@ async fn json_body<T: for<'de> Deserialize<'de>>(request: Request) -> Result<T, 
 
 async fn hash(password: String) -> Result<String, OAuthError> {
     users::check_password(&password).map_err(OAuthError::invalid_request)?;
-    let hashed = tokio::task::spawn_blocking(move || users::hash_password(&password))
+    let hashed = users::hashing(move || users::hash_password(&password))
         .await
-        .map_err(|_| OAuthError::server_error())??;
+        .ok_or_else(OAuthError::server_error)??;
     Ok(hashed)
 }
 

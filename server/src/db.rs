@@ -359,15 +359,6 @@ impl Db {
         Ok(())
     }
 
-    /// Whether a JWT was revoked.
-    pub async fn is_jwt_revoked(&self, jti: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM jwt_revocations WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
-    }
-
     /// Revokes everything issued to a client up to `now`: opaque tokens are marked, and a mark makes
     /// every JWT issued at or before `now` inactive. Returns how many opaque tokens were revoked.
     pub async fn revoke_client_tokens(&self, client_id: &str, now: i64) -> Result<u64> {
@@ -390,13 +381,28 @@ impl Db {
         Ok(revoked)
     }
 
-    /// The time up to which everything issued to the client is revoked, if any.
-    pub async fn client_revoked_before(&self, client_id: &str) -> Result<Option<i64>> {
-        let row = sqlx::query("SELECT revoked_before FROM client_revocations WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get("revoked_before")).transpose()?)
+    /// Whether a token issued to `client_id` at `issued_at` is revoked, by a revocation of everything
+    /// the client holds or (for a JWT, by its `jti`) of the token itself. One round trip: this is on
+    /// the path of every introspection.
+    pub async fn is_token_revoked(&self, client_id: &str, issued_at: i64, jti: Option<&str>) -> Result<bool> {
+        let rows = sqlx::query(
+            "SELECT revoked_before AS mark FROM client_revocations WHERE client_id = $1 \
+             UNION ALL SELECT NULL AS mark FROM jwt_revocations WHERE jti = $2",
+        )
+        .bind(client_id)
+        .bind(jti.unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            match row.try_get::<Option<i64>, _>("mark")? {
+                // A revocation of every token the client was issued up to `before`.
+                Some(before) if issued_at <= before => return Ok(true),
+                Some(_) => {}
+                // The JWT itself.
+                None => return Ok(true),
+            }
+        }
+        Ok(false)
     }
 
     /// Deletes expired token records; they are inactive anyway.

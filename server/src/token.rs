@@ -314,21 +314,17 @@ pub async fn active_claims(state: &AppState, found: &Found, now: i64) -> Result<
     if state.clients.get(client_id).is_none() {
         return Ok(None);
     }
-    if state
-        .db
-        .client_revoked_before(client_id)
-        .await?
-        .is_some_and(|before| iat <= before)
-    {
+    let jti = match found {
+        Found::Jwt(claims) => Some(claims.jti.as_str()),
+        _ => None,
+    };
+    if state.db.is_token_revoked(client_id, iat, jti).await? {
         return Ok(None);
     }
     let mut out = Map::new();
     out.insert("active".to_owned(), Value::Bool(true));
     match found {
         Found::Jwt(claims) => {
-            if state.db.is_jwt_revoked(&claims.jti).await? {
-                return Ok(None);
-            }
             if let Value::Object(map) = serde_json::to_value(claims)? {
                 out.extend(map);
             }

@@ -4,7 +4,7 @@
 //! (`--users-file`, see [`UsersFile`]).
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -79,6 +79,20 @@ fn decoy_hash() -> Option<&'static str> {
         .as_deref()
 }
 
+/// At most one argon2 computation per CPU at a time. Each takes 19 MiB and a core's worth of work;
+/// without a bound, a burst of sign-ins (or of guesses) would queue unbounded blocking threads and
+/// memory, and slow every request behind them.
+static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+});
+
+/// Runs an argon2 computation on the blocking pool, once one of [`HASHING`]'s permits is free.
+/// `None` if the computation panicked.
+pub async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _permit = HASHING.acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
 /// Checks a sign-in off the async threads. Returns the user when the password is right and the user
 /// is enabled; an unknown user costs one hash verification all the same.
 pub async fn authenticate(state: &AppState, username: &str, password: &str) -> Result<Option<User>> {
@@ -88,10 +102,9 @@ pub async fn authenticate(state: &AppState, username: &str, password: &str) -> R
         None => decoy_hash().map(str::to_owned),
     };
     let password = password.to_owned();
-    let matches =
-        tokio::task::spawn_blocking(move || phc.is_some_and(|phc| verify_password(&phc, &password)))
-            .await
-            .unwrap_or(false);
+    let matches = hashing(move || phc.is_some_and(|phc| verify_password(&phc, &password)))
+        .await
+        .unwrap_or(false);
     Ok(stored.filter(|s| matches && !s.user.disabled).map(|s| s.user))
 }
 
