@@ -70,6 +70,11 @@ pub struct Args {
     #[arg(long, env = "GATEHOUSE_OPERATOR_MAX_BACKOFF", default_value = "30s", value_parser = parse_duration)]
     max_backoff: Duration,
 
+    /// Reconciles that may run at once per controller. Unbounded, a burst of thousands of new clients
+    /// started thousands of reconciles whose requests raced each other (and were retried).
+    #[arg(long, env = "GATEHOUSE_OPERATOR_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+
     /// Take the `gatehouse-operator` Lease before reconciling, so that extra replicas are hot standbys.
     #[arg(long, env = "GATEHOUSE_OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     leader_election: bool,
@@ -103,6 +108,7 @@ impl Args {
             server_admin_url,
             resync_interval,
             max_backoff,
+            concurrency,
             leader_election,
             lease_duration,
             metrics_listen,
@@ -130,6 +136,7 @@ impl Args {
             namespace,
             resync_interval,
             max_backoff,
+            concurrency,
             leader_election,
             lease_duration,
             identity: crate::leader::default_identity(),

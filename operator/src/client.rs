@@ -20,7 +20,7 @@ use kube::{
     api::{PartialObjectMeta, Patch, PatchParams},
     runtime::{
         Controller,
-        controller::Action,
+        controller::{self, Action},
         events::{Event as KubeEvent, EventType},
         finalizer::{Event as Finalizer, finalizer},
         reflector::ObjectRef,
@@ -46,7 +46,8 @@ const CONTROLLER: &str = "oauthclient";
 pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
     let c = &ctx.client;
     let clients: Api<OAuthClient> = crate::scoped_api(c, ns.as_deref());
-    let controller = Controller::new(clients, watcher::Config::default().any_semantic());
+    let controller = Controller::new(clients, watcher::Config::default().any_semantic())
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency));
     let store = controller.store();
     let policy_store = store.clone();
     let controller = controller
@@ -71,23 +72,33 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
             move |secret| {
                 let ns = secret.namespace();
                 let name = secret.name_any();
-                let owners: Vec<String> = secret
+                let owners: Vec<ObjectRef<OAuthClient>> = secret
                     .owner_references()
                     .iter()
                     .filter(|o| o.kind == "OAuthClient" && o.api_version.starts_with("gatehouse.dev/"))
-                    .map(|o| o.name.clone())
+                    .map(|o| {
+                        let owner = ObjectRef::new(&o.name);
+                        match &ns {
+                            Some(ns) => owner.within(ns),
+                            None => owner,
+                        }
+                    })
                     .collect();
+                // A generated Secret names its owner: no need to look through every client, which
+                // made creating N clients cost O(N²) here.
+                if !owners.is_empty() {
+                    return owners;
+                }
                 store
                     .state()
                     .into_iter()
                     .filter(|client| client.namespace() == ns)
                     .filter(|client| {
-                        owners.contains(&client.name_any())
-                            || client
-                                .spec
-                                .existing_secret_ref
-                                .as_ref()
-                                .is_some_and(|r| r.name == name)
+                        client
+                            .spec
+                            .existing_secret_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name)
                             || client.secret_name() == name
                     })
                     .map(|client| ObjectRef::from_obj(&*client))

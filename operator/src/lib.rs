@@ -51,6 +51,8 @@ pub struct Config {
     pub resync_interval: Duration,
     /// Upper bound of the retry backoff after a failed reconcile.
     pub max_backoff: Duration,
+    /// Reconciles that may run at once per controller.
+    pub concurrency: u16,
     /// Whether to take a Lease before reconciling.
     pub leader_election: bool,
     /// How long a Lease stays valid without renewal.

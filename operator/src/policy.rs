@@ -10,7 +10,12 @@ use jiff::Timestamp;
 use kube::{
     Api, ResourceExt as _,
     api::{Patch, PatchParams},
-    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+    runtime::{
+        Controller,
+        controller::{self, Action},
+        reflector::ObjectRef,
+        watcher,
+    },
 };
 use serde_json::json;
 use tracing::warn;
@@ -58,7 +63,8 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
     let controller = Controller::new(
         crate::scoped_api::<OAuthPolicy>(c, ns.as_deref()),
         watcher::Config::default().any_semantic(),
-    );
+    )
+    .with_config(controller::Config::default().concurrency(ctx.config.concurrency));
     let store = controller.store();
     controller
         // A new, changed or deleted client changes matchedClients of every policy in its namespace.
