@@ -194,6 +194,11 @@ for backend in "${backend_list[@]}"; do
   esac
 done
 
+# The bound of the password grant and the login form: argon2id on one core, with the server's code.
+argon2_seconds=5; [[ $smoke -eq 1 ]] && argon2_seconds=0.2
+wait_for_quiet
+argon2="$("$bench_bin" argon2 --seconds "$argon2_seconds")" || failures+=("argon2: the verification failed")
+
 mode="full, $profile build"; [[ $smoke -eq 1 ]] && mode="smoke, $profile build: timings meaningless"
 cat <<EOF
 
@@ -210,6 +215,11 @@ cat <<EOF
 
 $("$bench_bin" header)
 $(cat "$rows")
+
+### argon2id, one core
+
+$argon2 (\`gatehouse-bench argon2\`). The password and login-form rows are bound by this times the cores
+the server gets.
 
 ### Start-up and footprint
 

@@ -38,6 +38,9 @@ pub enum Command {
     Load(LoadArgs),
     /// Start a server command repeatedly and time each start until /readyz answers 200.
     ColdStart(ColdStartArgs),
+    /// Time argon2id password verifications with the server's own code and parameters on one thread:
+    /// the per-core bound of the password grant and the login form.
+    Argon2(Argon2Args),
     /// Print a free TCP port on 127.0.0.1.
     FreePort,
     /// Print the header of the table `load` prints rows of.
@@ -104,6 +107,41 @@ pub struct ColdStartArgs {
     pub command: Vec<String>,
 }
 
+/// Flags of `argon2`.
+#[derive(Debug, clap::Args)]
+pub struct Argon2Args {
+    /// Seconds to keep verifying.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+}
+
+impl Argon2Args {
+    /// Verifies one password hash in a loop on this thread and prints the rate.
+    fn run(&self) -> anyhow::Result<()> {
+        use gatehouse_server::users;
+        let phc = users::hash_password("correct horse battery staple")?;
+        let limit = seconds(self.seconds, "seconds")?;
+        let started = Instant::now();
+        let mut verified = 0u64;
+        while started.elapsed() < limit {
+            anyhow::ensure!(
+                users::verify_password(&phc, "correct horse battery staple"),
+                "the password did not verify"
+            );
+            verified += 1;
+        }
+        let rate = verified as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "argon2id m={} KiB t={} p={}: {rate:.1} verifications/s on one core ({:.1} ms each)",
+            users::ARGON2_MEMORY_KIB,
+            users::ARGON2_ITERATIONS,
+            users::ARGON2_PARALLELISM,
+            1000.0 / rate
+        );
+        Ok(())
+    }
+}
+
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value).with_context(|| format!("--{flag} must be a non-negative number"))
 }
@@ -126,6 +164,7 @@ impl Args {
             match command {
                 Command::Load(args) => args.run().await,
                 Command::ColdStart(args) => args.run().await,
+                Command::Argon2(args) => args.run(),
                 Command::Header => {
                     println!("{HEADER}");
                     Ok(())

@@ -101,6 +101,11 @@ impl Proc {
         Ok(Proc { child, log })
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the process (SIGKILL, as a crash would) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
