@@ -25,7 +25,8 @@ use crate::db::{AuthorizationCode, Session};
 use crate::oauth::ErrorCode;
 use crate::params::{Form, Params};
 use crate::pkce::{self, Method};
-use crate::{AppState, issue, scope, throttle, token, users};
+use crate::throttle::{self, SignIn};
+use crate::{AppState, issue, scope, token};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "gatehouse_session";
@@ -605,29 +606,28 @@ pub async fn login(State(state): State<AppState>, form: Form) -> Response {
             );
         };
         let now = state.clock.now();
-        let user_key = throttle::user_key(username);
-        let client_key = throttle::client_key(&request.client.client_id);
-        if throttle::check(&state, &[&user_key, &client_key], now).await? {
-            return login_page(
-                &state,
-                &form.headers,
-                &request,
-                StatusCode::TOO_MANY_REQUESTS,
-                Some("Too many failed sign-ins. Try again later."),
-            );
-        }
-        let Some(user) = users::authenticate(&state, username, password).await? else {
-            throttle::fail(&state, &user_key, throttle::PER_USER, now).await?;
-            throttle::fail(&state, &client_key, throttle::PER_CLIENT, now).await?;
-            return login_page(
-                &state,
-                &form.headers,
-                &request,
-                StatusCode::UNAUTHORIZED,
-                Some("The username or password is wrong."),
-            );
+        let user = match throttle::sign_in(&state, &request.client.client_id, username, password, now).await?
+        {
+            SignIn::Locked => {
+                return login_page(
+                    &state,
+                    &form.headers,
+                    &request,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some("Too many failed sign-ins. Try again later."),
+                );
+            }
+            SignIn::Refused => {
+                return login_page(
+                    &state,
+                    &form.headers,
+                    &request,
+                    StatusCode::UNAUTHORIZED,
+                    Some("The username or password is wrong."),
+                );
+            }
+            SignIn::User(user) => user,
         };
-        state.db.clear_throttle_record(&user_key).await?;
         let value = token::random_token()?;
         let session = Session {
             username: user.username,

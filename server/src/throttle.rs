@@ -110,6 +110,40 @@ pub async fn fail(state: &AppState, key: &str, limit: Limit, now: i64) -> Result
     Ok(())
 }
 
+/// The outcome of a throttled sign-in.
+#[derive(Debug)]
+pub enum SignIn {
+    /// The user or the client is locked out; the password was not checked.
+    Locked,
+    /// Unknown user, wrong password or disabled user; counted against the user and the client.
+    Refused,
+    /// The password is right; the user's failure counter is cleared.
+    User(crate::users::User),
+}
+
+/// A password sign-in through `client_id`, as the password grant and the login page do it: refused
+/// while either counter is locked, counted on failure, cleared for the user on success.
+pub async fn sign_in(
+    state: &AppState,
+    client_id: &str,
+    username: &str,
+    password: &str,
+    now: i64,
+) -> Result<SignIn> {
+    let user_key = user_key(username);
+    let client_key = client_key(client_id);
+    if check(state, &[&user_key, &client_key], now).await? {
+        return Ok(SignIn::Locked);
+    }
+    let Some(user) = crate::users::authenticate(state, username, password).await? else {
+        fail(state, &user_key, PER_USER, now).await?;
+        fail(state, &client_key, PER_CLIENT, now).await?;
+        return Ok(SignIn::Refused);
+    };
+    state.db.clear_throttle_record(&user_key).await?;
+    Ok(SignIn::User(user))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,8 @@ use crate::client_auth::AuthenticatedClient;
 use crate::grant::TokenResponse;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::params::Params;
-use crate::{AppState, issue, scope, throttle, users};
+use crate::throttle::{self, SignIn};
+use crate::{AppState, issue, scope};
 
 /// The description of every failed sign-in.
 pub const WRONG_CREDENTIALS: &str = "the username or password is wrong";
@@ -27,17 +28,11 @@ pub async fn exchange(
     let effective = &client.client.effective;
     let scopes = scope::grant(params.get("scope"), &effective.scopes, &effective.default_scopes)?;
     let now = state.clock.now();
-    let user_key = throttle::user_key(username);
-    let client_key = throttle::client_key(&client.client.client_id);
-    if throttle::check(state, &[&user_key, &client_key], now).await? {
-        return Err(OAuthError::new(ErrorCode::InvalidGrant, LOCKED));
-    }
-    let Some(user) = users::authenticate(state, username, password).await? else {
-        throttle::fail(state, &user_key, throttle::PER_USER, now).await?;
-        throttle::fail(state, &client_key, throttle::PER_CLIENT, now).await?;
-        return Err(OAuthError::new(ErrorCode::InvalidGrant, WRONG_CREDENTIALS));
+    let user = match throttle::sign_in(state, &client.client.client_id, username, password, now).await? {
+        SignIn::Locked => return Err(OAuthError::new(ErrorCode::InvalidGrant, LOCKED)),
+        SignIn::Refused => return Err(OAuthError::new(ErrorCode::InvalidGrant, WRONG_CREDENTIALS)),
+        SignIn::User(user) => user,
     };
-    state.db.clear_throttle_record(&user_key).await?;
     let family = issue::new_family_id()?;
     Ok(issue::new_grant(state, &client.client, &user.username, &scopes, now, &family).await?)
 }
