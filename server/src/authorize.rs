@@ -21,7 +21,7 @@ use gatehouse_crds::GrantType;
 use gatehouse_crds::admin::ClientRegistration;
 use subtle::ConstantTimeEq;
 
-use crate::db::{AuthorizationCode, Session};
+use crate::db::{AuthorizationCode, Session, Spend};
 use crate::oauth::ErrorCode;
 use crate::params::{Form, Params};
 use crate::pkce::{self, Method};
@@ -482,14 +482,18 @@ async fn complete(state: &AppState, request: &AuthzRequest, session: &Session) -
             )))
         }
         ResponseType::Token => {
-            let minted = issue::access_token(
+            let pending = issue::access_token(
                 state,
                 &request.client,
                 &session.username,
                 &request.scopes,
                 &family_id,
-            )
-            .await?;
+            )?;
+            state
+                .db
+                .store_grant(Spend::Nothing, &pending.record, None)
+                .await?;
+            let minted = pending.minted;
             let expires_in = minted.expires_in.to_string();
             let mut pairs = vec![
                 ("access_token", minted.token.as_str()),

@@ -18,7 +18,7 @@ mod grants;
 mod users;
 
 pub use authz::{AuthorizationCode, Session};
-pub use grants::RefreshToken;
+pub use grants::{FamilyAccess, RefreshToken, Spend};
 pub use users::StoredUser;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -51,7 +51,13 @@ impl Backend {
 /// The database handle shared by every handler.
 #[derive(Clone, Debug)]
 pub struct Db {
+    /// Reads (and every statement on PostgreSQL).
     pool: AnyPool,
+    /// Writes. On SQLite, one connection: SQLite has one writer at a time, and a second connection
+    /// that wants to write waits in SQLite's busy handler, which sleeps 1 ms, 2 ms, 5 ms ... up to
+    /// 100 ms between tries. Writers queue for this pool instead, in order, without sleeping. On
+    /// PostgreSQL it is the same pool as `pool`.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -99,6 +105,47 @@ pub struct OpaqueToken {
     pub revoked: bool,
 }
 
+/// A statement with its arguments bound, to run on a pool or inside a transaction.
+pub(crate) type Statement<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+fn insert_opaque_token(token: &OpaqueToken) -> Statement<'_> {
+    sqlx::query(
+        "INSERT INTO opaque_tokens (token_hash, client_id, subject, scope, audience, claims, issued_at, expires_at, revoked) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
+    )
+    .bind(&token.token_hash)
+    .bind(&token.client_id)
+    .bind(&token.subject)
+    .bind(&token.scope)
+    .bind(&token.audience)
+    .bind(&token.claims)
+    .bind(token.issued_at)
+    .bind(token.expires_at)
+}
+
+/// A SQLite pool whose connections use WAL, NORMAL synchronisation (a committed transaction survives
+/// a crash of the process; WAL needs no fsync per commit) and a busy timeout.
+async fn sqlite_pool(options: AnyPoolOptions, url: &str) -> Result<AnyPool> {
+    let pool = options
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA busy_timeout = 5000")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?;
+    Ok(pool)
+}
+
 impl Db {
     /// Connects, configures the connection (WAL and a busy timeout on SQLite) and migrates.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -107,34 +154,25 @@ impl Db {
         let options = AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(10))
             .min_connections(0);
-        let pool = match backend {
+        let (pool, writer) = match backend {
             Backend::Sqlite => {
-                options
-                    .max_connections(8)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            sqlx::query("PRAGMA busy_timeout = 5000")
-                                .execute(&mut *conn)
-                                .await?;
-                            sqlx::query("PRAGMA journal_mode = WAL")
-                                .execute(&mut *conn)
-                                .await?;
-                            sqlx::query("PRAGMA synchronous = NORMAL")
-                                .execute(&mut *conn)
-                                .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
-                    .await?
+                let writer = sqlite_pool(options.clone().max_connections(1), url).await?;
+                (sqlite_pool(options.max_connections(8), url).await?, writer)
             }
-            Backend::Postgres => options.max_connections(10).connect(url).await?,
+            Backend::Postgres => {
+                let pool = options.max_connections(10).connect(url).await?;
+                (pool.clone(), pool)
+            }
         };
         match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&writer).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&writer).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Which backend this is.
@@ -145,6 +183,7 @@ impl Db {
     /// Closes every connection (SQLite checkpoints its WAL).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// A trivial query, for `/readyz`.
@@ -158,7 +197,7 @@ impl Db {
     /// Inserts or replaces a registration, and bumps the generation other replicas poll.
     pub async fn upsert_client(&self, doc: &ClientRegistration, now: i64) -> Result<()> {
         let document = serde_json::to_string(doc)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO clients (client_id, document, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (client_id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at",
@@ -175,7 +214,7 @@ impl Db {
 
     /// Deletes a registration; returns whether it existed.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
             .execute(&mut *tx)
@@ -266,7 +305,7 @@ impl Db {
         .bind(key.activates_at)
         .bind(key.retire_after)
         .bind(key.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(inserted > 0)
@@ -277,7 +316,7 @@ impl Db {
         sqlx::query("UPDATE signing_keys SET retire_after = $1 WHERE kid = $2 AND retire_after IS NULL")
             .bind(retire_after)
             .bind(kid)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -286,7 +325,7 @@ impl Db {
     pub async fn delete_signing_key(&self, kid: &str) -> Result<()> {
         sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
             .bind(kid)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -295,20 +334,7 @@ impl Db {
 
     /// Stores a new opaque token.
     pub async fn insert_opaque_token(&self, token: &OpaqueToken) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO opaque_tokens (token_hash, client_id, subject, scope, audience, claims, issued_at, expires_at, revoked) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
-        )
-        .bind(&token.token_hash)
-        .bind(&token.client_id)
-        .bind(&token.subject)
-        .bind(&token.scope)
-        .bind(&token.audience)
-        .bind(&token.claims)
-        .bind(token.issued_at)
-        .bind(token.expires_at)
-        .execute(&self.pool)
-        .await?;
+        insert_opaque_token(token).execute(&self.writer).await?;
         Ok(())
     }
 
@@ -341,7 +367,7 @@ impl Db {
     pub async fn revoke_opaque_token(&self, token_hash: &str) -> Result<()> {
         sqlx::query("UPDATE opaque_tokens SET revoked = 1 WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -354,7 +380,7 @@ impl Db {
         .bind(jti)
         .bind(client_id)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -362,7 +388,7 @@ impl Db {
     /// Revokes everything issued to a client up to `now`: opaque tokens are marked, and a mark makes
     /// every JWT issued at or before `now` inactive. Returns how many opaque tokens were revoked.
     pub async fn revoke_client_tokens(&self, client_id: &str, now: i64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let revoked =
             sqlx::query("UPDATE opaque_tokens SET revoked = 1 WHERE client_id = $1 AND revoked = 0")
                 .bind(client_id)
@@ -409,11 +435,11 @@ impl Db {
     pub async fn purge_expired(&self, now: i64) -> Result<()> {
         sqlx::query("DELETE FROM opaque_tokens WHERE expires_at < $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         sqlx::query("DELETE FROM jwt_revocations WHERE expires_at < $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -7,7 +7,7 @@
 use gatehouse_crds::admin::ClientRegistration;
 use gatehouse_crds::{GrantType, TokenFormat};
 
-use crate::db::{OpaqueToken, RefreshToken};
+use crate::db::{FamilyAccess, RefreshToken, Spend};
 use crate::grant::TokenResponse;
 use crate::token::{self, Minted};
 use crate::{AppState, Result};
@@ -22,53 +22,48 @@ pub fn issues_refresh_tokens(client: &ClientRegistration) -> bool {
     client.effective.grant_types.contains(&GrantType::RefreshToken)
 }
 
-/// Mints an access token for a user within a family, and records it there.
-pub async fn access_token(
+/// An access token minted within a family and not yet handed out: its records must be stored first,
+/// with [`Db::store_grant`](crate::db::Db::store_grant).
+#[derive(Debug)]
+pub struct Pending {
+    /// The token, for the response.
+    pub minted: Minted,
+    /// What to store.
+    pub record: FamilyAccess,
+}
+
+/// Mints an access token for a user within a family. Touches no database.
+pub fn access_token(
     state: &AppState,
     client: &ClientRegistration,
     subject: &str,
     scopes: &[String],
     family_id: &str,
-) -> Result<Minted> {
+) -> Result<Pending> {
     let now = state.clock.now();
     let jti = token::random_token()?;
     let claims = token::build_claims(&state.config.issuer, client, subject, scopes, now, jti.clone());
-    let (access, opaque_hash) = match client.effective.access_token_format {
+    let (access, opaque) = match client.effective.access_token_format {
         TokenFormat::Jwt => (token::sign_jwt(state, &claims, now)?, None),
         TokenFormat::Opaque => {
             let access = token::random_token()?;
-            let hash = token::token_hash(&access);
-            state
-                .db
-                .insert_opaque_token(&OpaqueToken {
-                    token_hash: hash.clone(),
-                    client_id: claims.client_id.clone(),
-                    subject: claims.sub.clone(),
-                    scope: claims.scope.clone().unwrap_or_default(),
-                    audience: serde_json::to_string(&claims.aud.to_vec())?,
-                    claims: serde_json::to_string(&claims.extra)?,
-                    issued_at: claims.iat,
-                    expires_at: claims.exp,
-                    revoked: false,
-                })
-                .await?;
-            (access, Some(hash))
+            let record = token::opaque_record(&claims, &access)?;
+            (access, Some(record))
         }
     };
-    state
-        .db
-        .record_family_access_token(
-            family_id,
-            &jti,
-            &client.client_id,
-            opaque_hash.as_deref(),
-            claims.exp,
-        )
-        .await?;
-    Ok(Minted {
-        token: access,
-        expires_in: claims.exp - now,
-        scope: claims.scope,
+    Ok(Pending {
+        record: FamilyAccess {
+            jti,
+            family_id: family_id.to_owned(),
+            client_id: client.client_id.clone(),
+            opaque,
+            expires_at: claims.exp,
+        },
+        minted: Minted {
+            token: access,
+            expires_in: claims.exp - now,
+            scope: claims.scope,
+        },
     })
 }
 
@@ -87,33 +82,31 @@ pub struct Family<'a> {
     pub expires_at: i64,
 }
 
-/// Stores and returns a new refresh token of a family.
-pub async fn refresh_token(
+/// A new refresh token of a family: its value, and the record to store.
+pub fn refresh_token(
     state: &AppState,
     client: &ClientRegistration,
     family: &Family<'_>,
-) -> Result<String> {
+) -> Result<(String, RefreshToken)> {
     let value = token::random_token()?;
-    state
-        .db
-        .insert_refresh_token(&RefreshToken {
-            token_hash: token::token_hash(&value),
-            family_id: family.id.to_owned(),
-            client_id: client.client_id.clone(),
-            subject: family.subject.to_owned(),
-            scope: family.scope.to_owned(),
-            auth_time: family.auth_time,
-            issued_at: state.clock.now(),
-            expires_at: family.expires_at,
-            used: false,
-            revoked: false,
-        })
-        .await?;
-    Ok(value)
+    let record = RefreshToken {
+        token_hash: token::token_hash(&value),
+        family_id: family.id.to_owned(),
+        client_id: client.client_id.clone(),
+        subject: family.subject.to_owned(),
+        scope: family.scope.to_owned(),
+        auth_time: family.auth_time,
+        issued_at: state.clock.now(),
+        expires_at: family.expires_at,
+        used: false,
+        revoked: false,
+    };
+    Ok((value, record))
 }
 
 /// The tokens of a new grant for a user: an access token and, when the client may hold one, a
-/// refresh token starting a family that ends `refreshTokenTtlSeconds` from now.
+/// refresh token starting a family that ends `refreshTokenTtlSeconds` from now. They are stored in
+/// one transaction with the spending of `spend`; `None` when that was spent already.
 pub async fn new_grant(
     state: &AppState,
     client: &ClientRegistration,
@@ -121,9 +114,10 @@ pub async fn new_grant(
     scopes: &[String],
     auth_time: i64,
     family_id: &str,
-) -> Result<TokenResponse> {
-    let minted = access_token(state, client, subject, scopes, family_id).await?;
-    let refresh_token = if issues_refresh_tokens(client) {
+    spend: Spend<'_>,
+) -> Result<Option<TokenResponse>> {
+    let pending = access_token(state, client, subject, scopes, family_id)?;
+    let refresh = if issues_refresh_tokens(client) {
         let scope = scopes.join(" ");
         let family = Family {
             id: family_id,
@@ -132,16 +126,25 @@ pub async fn new_grant(
             auth_time,
             expires_at: state.clock.now() + client.effective.refresh_token_ttl_seconds,
         };
-        Some(self::refresh_token(state, client, &family).await?)
+        Some(self::refresh_token(state, client, &family)?)
     } else {
         None
     };
-    Ok(TokenResponse {
+    if !state
+        .db
+        .store_grant(spend, &pending.record, refresh.as_ref().map(|(_, r)| r))
+        .await?
+    {
+        return Ok(None);
+    }
+    let minted = pending.minted;
+    let refresh_token = refresh.map(|(value, _)| value);
+    Ok(Some(TokenResponse {
         access_token: minted.token,
         token_type: "Bearer",
         expires_in: minted.expires_in,
         scope: minted.scope,
         refresh_token,
         id_token: None,
-    })
+    }))
 }

@@ -171,17 +171,7 @@ pub async fn mint(
             let token = random_token()?;
             state
                 .db
-                .insert_opaque_token(&OpaqueToken {
-                    token_hash: token_hash(&token),
-                    client_id: claims.client_id.clone(),
-                    subject: claims.sub.clone(),
-                    scope: claims.scope.clone().unwrap_or_default(),
-                    audience: serde_json::to_string(&claims.aud.to_vec())?,
-                    claims: serde_json::to_string(&claims.extra)?,
-                    issued_at: claims.iat,
-                    expires_at: claims.exp,
-                    revoked: false,
-                })
+                .insert_opaque_token(&opaque_record(&claims, &token)?)
                 .await?;
             token
         }
@@ -190,6 +180,21 @@ pub async fn mint(
         token,
         expires_in,
         scope,
+    })
+}
+
+/// The stored record of opaque token `token` standing for `claims`.
+pub fn opaque_record(claims: &AccessClaims, token: &str) -> Result<OpaqueToken> {
+    Ok(OpaqueToken {
+        token_hash: token_hash(token),
+        client_id: claims.client_id.clone(),
+        subject: claims.sub.clone(),
+        scope: claims.scope.clone().unwrap_or_default(),
+        audience: serde_json::to_string(&claims.aud.to_vec())?,
+        claims: serde_json::to_string(&claims.extra)?,
+        issued_at: claims.iat,
+        expires_at: claims.exp,
+        revoked: false,
     })
 }
 

@@ -53,7 +53,7 @@ impl Db {
         .bind(&session.username)
         .bind(session.auth_time)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -93,7 +93,7 @@ impl Db {
             .bind(client_id)
             .bind(scope)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         }
         Ok(())
@@ -129,7 +129,7 @@ impl Db {
         .bind(c.auth_time)
         .bind(c.expires_at)
         .bind(c.nonce.as_deref())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -167,7 +167,7 @@ impl Db {
         let updated =
             sqlx::query("UPDATE authorization_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
                 .bind(code_hash)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
         Ok(updated > 0)

@@ -4,8 +4,80 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::Db;
+use super::{Db, OpaqueToken, Statement};
 use crate::Result;
+
+/// An access token issued within a family: remembered so that revoking the family reaches it, and,
+/// when it is opaque, the token's own record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FamilyAccess {
+    /// The token's `jti`.
+    pub jti: String,
+    /// The family.
+    pub family_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The record of an opaque token; `None` for a JWT.
+    pub opaque: Option<OpaqueToken>,
+    /// Its expiry.
+    pub expires_at: i64,
+}
+
+/// What a grant spends before its new tokens are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spend<'a> {
+    /// Nothing: a new grant from a password, or from a session (implicit).
+    Nothing,
+    /// An authorization code, by the hash of its value.
+    Code(&'a str),
+    /// A refresh token, by the hash of its value.
+    RefreshToken(&'a str),
+}
+
+fn insert_refresh_token(t: &RefreshToken) -> Statement<'_> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, subject, scope, auth_time, issued_at, \
+         expires_at, used, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&t.token_hash)
+    .bind(&t.family_id)
+    .bind(&t.client_id)
+    .bind(&t.subject)
+    .bind(&t.scope)
+    .bind(t.auth_time)
+    .bind(t.issued_at)
+    .bind(t.expires_at)
+    .bind(i64::from(t.used))
+    .bind(i64::from(t.revoked))
+}
+
+fn record_family_access(a: &FamilyAccess) -> Statement<'_> {
+    sqlx::query(
+        "INSERT INTO family_access_tokens (jti, family_id, client_id, opaque_hash, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&a.jti)
+    .bind(&a.family_id)
+    .bind(&a.client_id)
+    .bind(a.opaque.as_ref().map(|o| o.token_hash.as_str()))
+    .bind(a.expires_at)
+}
+
+fn spend(spend: Spend<'_>) -> Option<Statement<'_>> {
+    match spend {
+        Spend::Nothing => None,
+        Spend::Code(hash) => Some(
+            sqlx::query("UPDATE authorization_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
+                .bind(hash),
+        ),
+        Spend::RefreshToken(hash) => Some(
+            sqlx::query(
+                "UPDATE refresh_tokens SET used = 1 WHERE token_hash = $1 AND used = 0 AND revoked = 0",
+            )
+            .bind(hash),
+        ),
+    }
+}
 
 /// A refresh token's record. Only the SHA-256 of the token is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,25 +120,32 @@ fn refresh_token(r: &AnyRow) -> Result<RefreshToken> {
 }
 
 impl Db {
-    /// Stores a new refresh token.
-    pub async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, subject, scope, auth_time, issued_at, \
-             expires_at, used, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&t.token_hash)
-        .bind(&t.family_id)
-        .bind(&t.client_id)
-        .bind(&t.subject)
-        .bind(&t.scope)
-        .bind(t.auth_time)
-        .bind(t.issued_at)
-        .bind(t.expires_at)
-        .bind(i64::from(t.used))
-        .bind(i64::from(t.revoked))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// Spends `spend` and stores a grant's new tokens, in one transaction: a crash between the two
+    /// can neither spend a refresh token without storing its successor nor leave both usable, and
+    /// PostgreSQL syncs one commit instead of three. Returns `false`, and stores nothing, when the
+    /// code or refresh token was spent or revoked already (a concurrent exchange won).
+    pub async fn store_grant(
+        &self,
+        spend: Spend<'_>,
+        access: &FamilyAccess,
+        refresh: Option<&RefreshToken>,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(statement) = self::spend(spend)
+            && statement.execute(&mut *tx).await?.rows_affected() == 0
+        {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(opaque) = &access.opaque {
+            super::insert_opaque_token(opaque).execute(&mut *tx).await?;
+        }
+        record_family_access(access).execute(&mut *tx).await?;
+        if let Some(refresh) = refresh {
+            insert_refresh_token(refresh).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// A refresh token by the hash of its value.
@@ -81,46 +160,10 @@ impl Db {
         row.as_ref().map(refresh_token).transpose()
     }
 
-    /// Marks a live refresh token used. Returns `false` when it was used or revoked already: two
-    /// concurrent exchanges of one token can't both win.
-    pub async fn use_refresh_token(&self, token_hash: &str) -> Result<bool> {
-        let updated = sqlx::query(
-            "UPDATE refresh_tokens SET used = 1 WHERE token_hash = $1 AND used = 0 AND revoked = 0",
-        )
-        .bind(token_hash)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(updated > 0)
-    }
-
-    /// Remembers an access token issued within a family.
-    pub async fn record_family_access_token(
-        &self,
-        family_id: &str,
-        jti: &str,
-        client_id: &str,
-        opaque_hash: Option<&str>,
-        expires_at: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO family_access_tokens (jti, family_id, client_id, opaque_hash, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(jti)
-        .bind(family_id)
-        .bind(client_id)
-        .bind(opaque_hash)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Revokes a whole family: its refresh tokens, and the access tokens issued within it (a JWT by
     /// its `jti`, an opaque token by its record).
     pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = $1")
             .bind(family_id)
             .execute(&mut *tx)
@@ -189,7 +232,7 @@ impl Db {
                 now - THROTTLE_MEMORY,
             ),
         ] {
-            sqlx::query(sql).bind(before).execute(&self.pool).await?;
+            sqlx::query(sql).bind(before).execute(&self.writer).await?;
         }
         Ok(())
     }

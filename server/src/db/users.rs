@@ -55,7 +55,7 @@ impl Db {
         .bind(i64::from(user.disabled))
         .bind(user.created_at)
         .bind(user.updated_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(inserted > 0)
@@ -88,7 +88,7 @@ impl Db {
             .bind(password_hash)
             .bind(now)
             .bind(username)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         Ok(updated > 0)
@@ -108,7 +108,7 @@ impl Db {
                 .bind(email)
                 .bind(now)
                 .bind(username)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
         Ok(updated > 0)
@@ -120,7 +120,7 @@ impl Db {
             .bind(i64::from(disabled))
             .bind(now)
             .bind(username)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         Ok(updated > 0)
@@ -130,7 +130,7 @@ impl Db {
     pub async fn delete_user(&self, username: &str) -> Result<bool> {
         let deleted = sqlx::query("DELETE FROM users WHERE username = $1")
             .bind(username)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         Ok(deleted > 0)
@@ -183,14 +183,14 @@ impl Db {
                 .bind(seen.window_start)
                 .bind(seen.locked_until);
         }
-        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+        Ok(query.execute(&self.writer).await?.rows_affected() == 1)
     }
 
     /// Forgets the failure counter under `key`.
     pub async fn clear_throttle_record(&self, key: &str) -> Result<()> {
         sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! ([§10.5](https://www.rfc-editor.org/rfc/rfc6749#section-10.5)).
 
 use crate::client_auth::AuthenticatedClient;
+use crate::db::Spend;
 use crate::grant::TokenResponse;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::params::Params;
@@ -65,13 +66,12 @@ pub async fn exchange(
     if !pkce_ok {
         return Err(OAuthError::new(ErrorCode::InvalidGrant, BAD_VERIFIER));
     }
-    if !state.db.use_code(&hash).await? {
-        state.db.revoke_family(&row.family_id, now).await?;
-        return Err(OAuthError::new(ErrorCode::InvalidGrant, REPLAYED));
-    }
     match state.db.find_user(&row.username).await? {
         Some(user) if !user.user.disabled => {}
-        _ => return Err(invalid()),
+        _ => {
+            state.db.use_code(&hash).await?;
+            return Err(invalid());
+        }
     }
     let scopes: Vec<String> = row
         .scope
@@ -79,15 +79,22 @@ pub async fn exchange(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let mut response = issue::new_grant(
+    // The code is spent in the transaction that stores the tokens: of two concurrent exchanges one
+    // wins, and the other is a replay.
+    let Some(mut response) = issue::new_grant(
         state,
         &client.client,
         &row.username,
         &scopes,
         row.auth_time,
         &row.family_id,
+        Spend::Code(&hash),
     )
-    .await?;
+    .await?
+    else {
+        state.db.revoke_family(&row.family_id, now).await?;
+        return Err(OAuthError::new(ErrorCode::InvalidGrant, REPLAYED));
+    };
     if scopes.iter().any(|s| s == "openid") {
         response.id_token = Some(oidc::id_token(
             state,

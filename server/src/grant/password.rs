@@ -6,6 +6,7 @@
 //! like a known one, so nothing tells who exists.
 
 use crate::client_auth::AuthenticatedClient;
+use crate::db::Spend;
 use crate::grant::TokenResponse;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::params::Params;
@@ -34,5 +35,19 @@ pub async fn exchange(
         SignIn::User(user) => user,
     };
     let family = issue::new_family_id()?;
-    Ok(issue::new_grant(state, &client.client, &user.username, &scopes, now, &family).await?)
+    match issue::new_grant(
+        state,
+        &client.client,
+        &user.username,
+        &scopes,
+        now,
+        &family,
+        Spend::Nothing,
+    )
+    .await?
+    {
+        Some(response) => Ok(response),
+        // Only a code or a refresh token can have been spent already.
+        None => Err(OAuthError::server_error()),
+    }
 }

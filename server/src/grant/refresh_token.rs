@@ -6,6 +6,7 @@
 //! ends. A refresh of an `openid` grant carries a new ID token.
 
 use crate::client_auth::AuthenticatedClient;
+use crate::db::Spend;
 use crate::grant::TokenResponse;
 use crate::issue::{self, Family};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -84,14 +85,17 @@ pub async fn exchange(
     // family ends, and no new one is issued (RFC 6749 §6: the server MAY issue one). A token spent
     // while rotation was on is still a reuse.
     let rotate = client.client.effective.refresh_token_rotation;
-    if row.used || (rotate && !state.db.use_refresh_token(&hash).await?) {
+    let reused = || async {
         state.db.revoke_family(&row.family_id, now).await?;
         tracing::warn!(
             client_id = %row.client_id,
             family = %row.family_id,
             "a used refresh token was presented again; revoked its family"
         );
-        return Err(OAuthError::new(ErrorCode::InvalidGrant, REUSED));
+        Ok::<_, OAuthError>(OAuthError::new(ErrorCode::InvalidGrant, REUSED))
+    };
+    if row.used {
+        return Err(reused().await?);
     }
     match state.db.find_user(&row.subject).await? {
         Some(user) if !user.user.disabled => {}
@@ -100,7 +104,7 @@ pub async fn exchange(
             return Err(invalid());
         }
     }
-    let minted = issue::access_token(state, &client.client, &row.subject, &scopes, &row.family_id).await?;
+    let pending = issue::access_token(state, &client.client, &row.subject, &scopes, &row.family_id)?;
     let family = Family {
         id: &row.family_id,
         subject: &row.subject,
@@ -108,11 +112,25 @@ pub async fn exchange(
         auth_time: row.auth_time,
         expires_at: row.expires_at,
     };
-    let refresh_token = if rotate {
-        Some(issue::refresh_token(state, &client.client, &family).await?)
+    let (refresh, spend) = if rotate {
+        (
+            Some(issue::refresh_token(state, &client.client, &family)?),
+            Spend::RefreshToken(&hash),
+        )
     } else {
-        None
+        (None, Spend::Nothing)
     };
+    // Spending the old token and storing the new ones is one transaction. Of two concurrent
+    // exchanges of one token only one can spend it; the other is a reuse.
+    if !state
+        .db
+        .store_grant(spend, &pending.record, refresh.as_ref().map(|(_, r)| r))
+        .await?
+    {
+        return Err(reused().await?);
+    }
+    let minted = pending.minted;
+    let refresh_token = refresh.map(|(value, _)| value);
     // OIDC Core §12.2: a refresh of an `openid` grant returns a new ID token with the original
     // auth_time and no nonce.
     let id_token = if scopes.iter().any(|s| s == "openid") {

@@ -347,19 +347,25 @@ async fn a_public_client_without_pkce_or_with_plain_where_s256_is_required_is_re
     server.stop().await;
 }
 
-async fn a_code_used_twice_is_refused_and_the_tokens_issued_from_it_are_revoked(backend: Backend) {
+/// A server with the confidential web app `web` and alice, and the token request that exchanges a
+/// code alice's browser got for it.
+async fn web_app_code_exchange(backend: Backend) -> (TestServer, String, String) {
     let server = TestServer::start(backend).await;
     server.register(&web_app("web")).await;
     create_user(&server, "alice", PASSWORD).await;
     let url = authorize_url(&server, &code_request("web", &s256(VERIFIER)));
     let code = get_code(&mut Browser::new(), &server, &url).await;
-    let secret = secret_of("web");
     let form = encode(&[
         ("grant_type", "authorization_code"),
         ("code", &code),
         ("redirect_uri", REDIRECT),
         ("code_verifier", VERIFIER),
     ]);
+    (server, form, secret_of("web"))
+}
+
+async fn a_code_used_twice_is_refused_and_the_tokens_issued_from_it_are_revoked(backend: Backend) {
+    let (server, form, secret) = web_app_code_exchange(backend).await;
     let first = server.post_form("/token", &form, Some(("web", &secret))).await;
     assert_eq!(first.status(), 200);
     let body: Value = first.json().await.unwrap();
@@ -375,6 +381,21 @@ async fn a_code_used_twice_is_refused_and_the_tokens_issued_from_it_are_revoked(
     );
     let introspected = server
         .introspect(body["access_token"].as_str().unwrap(), ("web", &secret))
+        .await;
+    assert_eq!(introspected, serde_json::json!({"active": false}));
+    server.stop().await;
+}
+
+/// The code is spent in the transaction that stores the tokens: of concurrent exchanges exactly one
+/// gets tokens, and the replays revoke them.
+async fn concurrent_exchanges_of_one_code_issue_exactly_one_set_of_tokens(backend: Backend) {
+    let (server, form, secret) = web_app_code_exchange(backend).await;
+    let responses =
+        futures::future::join_all((0..8).map(|_| server.post_form("/token", &form, Some(("web", &secret)))))
+            .await;
+    let winner = the_only_success(responses).await;
+    let introspected = server
+        .introspect(winner["access_token"].as_str().unwrap(), ("web", &secret))
         .await;
     assert_eq!(introspected, serde_json::json!({"active": false}));
     server.stop().await;
@@ -532,6 +553,7 @@ on_both_backends!(
     a_missing_or_wrong_pkce_verifier_is_invalid_grant,
     a_public_client_without_pkce_or_with_plain_where_s256_is_required_is_redirected_invalid_request,
     a_code_used_twice_is_refused_and_the_tokens_issued_from_it_are_revoked,
+    concurrent_exchanges_of_one_code_issue_exactly_one_set_of_tokens,
     a_code_used_by_another_client_is_invalid_grant,
     an_expired_code_is_invalid_grant,
     a_login_post_without_its_csrf_token_is_forbidden,

@@ -269,7 +269,33 @@ async fn turning_rotation_off_does_not_revive_a_spent_refresh_token(backend: Bac
     server.stop().await;
 }
 
+/// Spending a refresh token and storing its successor is one transaction: of concurrent exchanges
+/// of one token exactly one succeeds, every other is a reuse, and the reuse revokes what the winner
+/// was given (its tokens were stored, and recorded in the family, in the same transaction).
+async fn concurrent_exchanges_of_one_refresh_token_issue_exactly_one_successor(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.register(&password_client("app").opaque().build()).await;
+    let first = sign_in(&server, "app").await;
+    let token = refresh_of(&first);
+    let responses =
+        futures::future::join_all((0..8).map(|_| refresh_grant(&server, "app", &token, None))).await;
+    let winner = &the_only_success(responses).await;
+    assert_error(
+        refresh_grant(&server, "app", &refresh_of(winner), None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    let secret = secret_of("app");
+    let introspected = server
+        .introspect(winner["access_token"].as_str().unwrap(), ("app", &secret))
+        .await;
+    assert_eq!(introspected, serde_json::json!({"active": false}));
+    server.stop().await;
+}
+
 on_both_backends!(
+    concurrent_exchanges_of_one_refresh_token_issue_exactly_one_successor,
     a_refresh_token_rotates_on_every_use,
     a_reused_refresh_token_revokes_the_whole_family,
     a_reused_refresh_token_revokes_the_jwt_access_tokens_of_the_family,

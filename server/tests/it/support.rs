@@ -362,6 +362,21 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
     body["error_description"].as_str().unwrap_or_default().to_owned()
 }
 
+/// Of concurrent exchanges of one code or refresh token: the body of the only one that succeeded.
+/// Every other must be `invalid_grant`.
+pub async fn the_only_success(responses: Vec<reqwest::Response>) -> Value {
+    let mut winners = Vec::new();
+    for response in responses {
+        if response.status() == 200 {
+            winners.push(response.json::<Value>().await.unwrap());
+        } else {
+            assert_error(response, 400, "invalid_grant").await;
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one exchange may spend it");
+    winners.remove(0)
+}
+
 /// A confidential client_credentials client, built up by the methods below.
 pub struct ClientBuilder(ClientRegistration);
 
