@@ -5,6 +5,7 @@
 //! [`crate::rotation`] and [`crate::conditions`], writes what changed with server-side apply, and
 //! requeues at the next rotation or grace deadline (or the resync interval, whichever is sooner).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
@@ -19,7 +20,7 @@ use kube::{
     Api, Resource, ResourceExt as _,
     api::{PartialObjectMeta, Patch, PatchParams},
     runtime::{
-        Controller,
+        Controller, WatchStreamExt as _,
         controller::{self, Action},
         events::{Event as KubeEvent, EventType},
         finalizer::{Event as Finalizer, finalizer},
@@ -49,22 +50,10 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
     let controller = Controller::new(clients, watcher::Config::default().any_semantic())
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency));
     let store = controller.store();
-    let policy_store = store.clone();
+    let secret_ctx = ctx.clone();
     let controller = controller
         // A policy change can change any client of its namespace, including the ones it stops selecting.
-        .watches(
-            crate::scoped_api::<OAuthPolicy>(c, ns.as_deref()),
-            watcher::Config::default().any_semantic(),
-            move |policy| {
-                let ns = policy.namespace();
-                policy_store
-                    .state()
-                    .into_iter()
-                    .filter(|client| client.namespace() == ns)
-                    .map(|client| ObjectRef::from_obj(&*client))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .reconcile_all_on(policy_changes(ctx.clone(), crate::scoped_api(c, ns.as_deref())))
         // Generated Secrets map to their owner; referenced Secrets to every client referencing them.
         .watches(
             crate::scoped_api::<PartialObjectMeta<Secret>>(c, ns.as_deref()),
@@ -72,22 +61,30 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
             move |secret| {
                 let ns = secret.namespace();
                 let name = secret.name_any();
-                let owners: Vec<ObjectRef<OAuthClient>> = secret
+                let owners: Vec<_> = secret
                     .owner_references()
                     .iter()
                     .filter(|o| o.kind == "OAuthClient" && o.api_version.starts_with("gatehouse.dev/"))
-                    .map(|o| {
-                        let owner = ObjectRef::new(&o.name);
-                        match &ns {
-                            Some(ns) => owner.within(ns),
-                            None => owner,
-                        }
-                    })
                     .collect();
                 // A generated Secret names its owner: no need to look through every client, which
-                // made creating N clients cost O(N²) here.
+                // made creating N clients cost O(N²) here. The Secret as the controller applied it
+                // needs no reconcile; an edit or a deletion has a new resourceVersion.
                 if !owners.is_empty() {
-                    return owners;
+                    let ns = ns.as_deref().unwrap_or_default();
+                    return owners
+                        .into_iter()
+                        .filter_map(|o| {
+                            let key = client_key(ns, &o.name);
+                            if secret_ctx
+                                .memo
+                                .is_own_secret(&key, secret.resource_version().as_deref())
+                            {
+                                return None;
+                            }
+                            secret_ctx.memo.invalidate(&key);
+                            Some(ObjectRef::new(&o.name).within(ns))
+                        })
+                        .collect();
                 }
                 store
                     .state()
@@ -101,7 +98,10 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
                             .is_some_and(|r| r.name == name)
                             || client.secret_name() == name
                     })
-                    .map(|client| ObjectRef::from_obj(&*client))
+                    .map(|client| {
+                        secret_ctx.memo.invalidate(&key(&client));
+                        ObjectRef::from_obj(&*client)
+                    })
                     .collect::<Vec<_>>()
             },
         );
@@ -115,12 +115,71 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
         .await;
 }
 
+/// A trigger for every change of a policy's spec: a new policy, a changed generation, a deleted
+/// policy. Each invalidates the memo of its namespace's clients, and the controller then reconciles
+/// every client: those of other namespaces find their memo settled and return at once.
+///
+/// A policy's status (its matchedClients, written by the policy controller) triggers nothing. Watching
+/// policies with `Controller::watches` reconciled every client of the namespace on each status write,
+/// and the policy controller writes one as clients come and go.
+fn policy_changes(ctx: Arc<Context>, api: Api<OAuthPolicy>) -> impl futures::Stream<Item = ()> + Send {
+    let mut known: HashMap<(String, String), Option<i64>> = HashMap::new();
+    let mut listed: HashMap<(String, String), Option<i64>> = HashMap::new();
+    watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .filter_map(move |event| {
+            let id = |p: &OAuthPolicy| (p.namespace().unwrap_or_default(), p.name_any());
+            let changed: Vec<String> = match event {
+                Ok(watcher::Event::Apply(p)) => {
+                    let generation = p.metadata.generation;
+                    match known.insert(id(&p), generation) {
+                        Some(before) if before == generation => Vec::new(),
+                        _ => vec![id(&p).0],
+                    }
+                }
+                Ok(watcher::Event::Delete(p)) => {
+                    known.remove(&id(&p));
+                    vec![id(&p).0]
+                }
+                Ok(watcher::Event::Init) => {
+                    listed.clear();
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitApply(p)) => {
+                    listed.insert(id(&p), p.metadata.generation);
+                    Vec::new()
+                }
+                // After a (re)list: what is new, changed or gone since the last one.
+                Ok(watcher::Event::InitDone) => {
+                    let mut changed: Vec<String> = listed
+                        .iter()
+                        .filter(|(k, g)| known.get(*k) != Some(*g))
+                        .chain(known.iter().filter(|(k, _)| !listed.contains_key(*k)))
+                        .map(|((ns, _), _)| ns.clone())
+                        .collect();
+                    changed.sort();
+                    changed.dedup();
+                    known = std::mem::take(&mut listed);
+                    changed
+                }
+                Err(e) => {
+                    warn!(error = %e, "watching OAuthPolicies");
+                    Vec::new()
+                }
+            };
+            for ns in &changed {
+                ctx.memo.invalidate_namespace(ns);
+            }
+            futures::future::ready((!changed.is_empty()).then_some(()))
+        })
+}
+
+fn client_key(ns: &str, name: &str) -> String {
+    format!("oauthclient/{ns}/{name}")
+}
+
 fn key(client: &OAuthClient) -> String {
-    format!(
-        "oauthclient/{}/{}",
-        client.namespace().unwrap_or_default(),
-        client.name_any()
-    )
+    client_key(&client.namespace().unwrap_or_default(), &client.name_any())
 }
 
 /// One reconcile of `client`, wrapped in the finalizer.
@@ -184,7 +243,7 @@ async fn publish(ctx: &Context, client: &OAuthClient, type_: EventType, reason: 
         action: "Reconcile".to_owned(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &client.object_ref(&())).await {
+    if let Err(e) = ctx.recorder().publish(&event, &client.object_ref(&())).await {
         warn!(error = %e, reason, "could not publish event");
     }
 }
@@ -232,7 +291,7 @@ async fn generated_secret(
                 rotate_handled: None,
             },
         );
-        apply_secret(&secrets, &rendered).await?;
+        apply_secret(ctx, client, &secrets, &rendered).await?;
         return Ok(Ok(SecretOutcome {
             digests: Vec::new(),
             plan: None,
@@ -322,7 +381,7 @@ async fn generated_secret(
             rotate_handled: rotate_handled.as_deref(),
         },
     );
-    apply_secret(&secrets, &rendered).await?;
+    apply_secret(ctx, client, &secrets, &rendered).await?;
     match plan.rotate {
         Some(Trigger::Initial) => {
             publish(
@@ -394,13 +453,20 @@ fn fmt_opt(t: Option<Timestamp>) -> String {
     t.map_or_else(|| "-".to_owned(), |t| t.to_string())
 }
 
-async fn apply_secret(secrets: &Api<Secret>, secret: &Secret) -> Result<()> {
+/// Applies the client's Secret, and remembers the version the API server answered with.
+async fn apply_secret(
+    ctx: &Context,
+    client: &OAuthClient,
+    secrets: &Api<Secret>,
+    secret: &Secret,
+) -> Result<()> {
     let name = secret.metadata.name.clone().unwrap_or_default();
-    secrets
+    let applied = secrets
         .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(secret))
         .await
-        .map(drop)
-        .map_err(|source| Error::ApplySecret { name, source })
+        .map_err(|source| Error::ApplySecret { name, source })?;
+    ctx.memo.secret_applied(&key(client), applied.resource_version());
+    Ok(())
 }
 
 /// The Secret step for a client that brings its own Secret: read it, never write it.
@@ -462,7 +528,12 @@ async fn register(ctx: &Context, registration: &ClientRegistration) -> std::resu
     Ok(current.is_none())
 }
 
-async fn write_status(api: &Api<OAuthClient>, name: &str, status: &OAuthClientStatus) -> Result<()> {
+/// Writes the status; returns the object's new resourceVersion.
+async fn write_status(
+    api: &Api<OAuthClient>,
+    name: &str,
+    status: &OAuthClientStatus,
+) -> Result<Option<String>> {
     let patch = json!({
         "apiVersion": "gatehouse.dev/v1alpha1",
         "kind": "OAuthClient",
@@ -470,14 +541,20 @@ async fn write_status(api: &Api<OAuthClient>, name: &str, status: &OAuthClientSt
     });
     api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await
-        .map(drop)
+        .map(|written| written.resource_version())
         .map_err(Error::WriteStatus)
 }
 
-async fn remember(api: &Api<OAuthClient>, client: &OAuthClient, digests: &[SecretDigest]) -> Result<()> {
+/// Records the registered digests in an annotation; returns the object's new resourceVersion if it
+/// had to write.
+async fn remember(
+    api: &Api<OAuthClient>,
+    client: &OAuthClient,
+    digests: &[SecretDigest],
+) -> Result<Option<String>> {
     let value = serde_json::to_string(digests)?;
     if client.annotations().get(sec::REGISTERED_DIGESTS) == Some(&value) {
-        return Ok(());
+        return Ok(None);
     }
     let patch = json!({
         "apiVersion": "gatehouse.dev/v1alpha1",
@@ -490,7 +567,7 @@ async fn remember(api: &Api<OAuthClient>, client: &OAuthClient, digests: &[Secre
         &Patch::Apply(&patch),
     )
     .await
-    .map(drop)
+    .map(|written| written.resource_version())
     .map_err(Error::WriteAnnotations)
 }
 
@@ -518,6 +595,17 @@ async fn publish_transitions(
 }
 
 async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> Result<Action> {
+    let memo_key = key(client);
+    let started = std::time::Instant::now();
+    if let Some(left) = ctx
+        .memo
+        .settled(&memo_key, client.resource_version().as_deref(), started)
+    {
+        // The watch event of this controller's own write: nothing changed since.
+        return Ok(Action::requeue(left));
+    }
+    let ticket = ctx.memo.begin(&memo_key);
+    let mut versions: Vec<String> = client.resource_version().into_iter().collect();
     let now = Timestamp::now();
     let name = client.name_any();
     let ns = client.namespace().unwrap_or_default();
@@ -612,7 +700,7 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
                         )
                         .await;
                     }
-                    remember(api, client, &outcome.digests).await?;
+                    versions.extend(remember(api, client, &outcome.digests).await?);
                     Desired::ok(
                         cond::REGISTERED,
                         cond::REASON_RECONCILED,
@@ -647,10 +735,11 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
     let desired = [steps[0].clone(), steps[1].clone(), cond::ready(&steps)];
     publish_transitions(ctx, client, &old.conditions, &desired).await;
     status.conditions = cond::merge(&old.conditions, &desired, generation, now);
-    write_status(api, &name, &status).await?;
+    versions.extend(write_status(api, &name, &status).await?);
     if let Some(e) = transient {
         return Err(e);
     }
+    ctx.memo.settle(&memo_key, ticket, versions, requeue, started);
     if !desired[2].ok {
         info!(client = %key(client), reason = desired[2].reason, "not ready");
     }
@@ -658,6 +747,7 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
 }
 
 async fn cleanup(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> Result<Action> {
+    ctx.memo.forget(&key(client));
     let client_id = client.client_id();
     match client.spec.deletion_policy.unwrap_or_default() {
         gatehouse_crds::DeletionPolicy::Orphan => {

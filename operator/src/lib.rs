@@ -9,6 +9,7 @@ mod args;
 pub mod client;
 pub mod conditions;
 pub mod leader;
+pub mod memo;
 pub mod metrics;
 pub mod policy;
 pub mod rotation;
@@ -158,14 +159,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Context {
     /// The Kubernetes client.
     pub client: kube::Client,
-    /// Publishes Events.
-    pub recorder: Recorder,
+    /// Who publishes Events.
+    pub reporter: Reporter,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// The operator's configuration.
     pub config: Arc<Config>,
     /// The token server's admin API.
     pub admin: AdminClient,
+    /// What the client controller last wrote (see [`memo`]).
+    pub memo: memo::Memo,
     backoff: Mutex<HashMap<String, u32>>,
 }
 
@@ -175,21 +178,27 @@ impl Context {
         let secrets: Api<k8s_openapi::api::core::v1::Secret> =
             Api::namespaced(client.clone(), &config.namespace);
         let admin = AdminClient::new(&config.server_admin_url, secrets).map_err(Error::AdminClient)?;
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: MANAGER.into(),
-                instance: Some(config.identity.clone()),
-            },
-        );
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: Some(config.identity.clone()),
+        };
         Ok(Self {
             client,
-            recorder,
+            reporter,
             metrics,
             config,
             admin,
+            memo: memo::Memo::default(),
             backoff: Mutex::default(),
         })
+    }
+
+    /// A recorder for one Event. Each is new: a long-lived `Recorder` keeps every Event it published
+    /// for six minutes, to count repeats as a series, and scans them all on every publish. With one
+    /// Event or two per client that was O(N) memory and O(N²) time while N clients were created, and
+    /// this operator publishes only transitions, which seldom repeat.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(self.client.clone(), self.reporter.clone())
     }
 
     /// The next retry delay for `key`: doubling from one second up to `max_backoff`.

@@ -26,6 +26,7 @@ use crate::{
 };
 
 const CONTROLLER: &str = "oauthpolicy";
+const POLICY_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Which clients a policy selects and for which it is overridden. Pure.
 pub fn evaluate(
@@ -57,6 +58,38 @@ pub fn evaluate(
     Ok((matched, overridden))
 }
 
+/// Clients listed per request when a policy is evaluated: a namespace of 10,000 clients is read a page
+/// at a time, not held in memory at once.
+const PAGE: u32 = 500;
+
+/// [`evaluate`] over every client of the namespace, read in pages of [`PAGE`].
+async fn evaluate_pages(
+    policy: &OAuthPolicy,
+    policies: &[OAuthPolicy],
+    clients: &Api<OAuthClient>,
+) -> Result<gatehouse_crds::Result<(Vec<String>, Vec<String>)>> {
+    let mut matched = Vec::new();
+    let mut overridden = Vec::new();
+    let mut params = kube::api::ListParams::default().limit(PAGE);
+    loop {
+        let page = clients.list(&params).await.map_err(Error::ListClients)?;
+        match evaluate(policy, policies, &page.items) {
+            Ok((m, o)) => {
+                matched.extend(m);
+                overridden.extend(o);
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    matched.sort();
+    overridden.sort();
+    Ok(Ok((matched, overridden)))
+}
+
 /// Runs the controller for OAuthPolicies in `ns` (all namespaces if `None`) until cancelled.
 pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
     let c = &ctx.client;
@@ -64,7 +97,14 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
         crate::scoped_api::<OAuthPolicy>(c, ns.as_deref()),
         watcher::Config::default().any_semantic(),
     )
-    .with_config(controller::Config::default().concurrency(ctx.config.concurrency));
+    // A burst of client changes (creating a thousand clients) would otherwise reconcile every policy
+    // of the namespace back to back, each listing every client. Trailing-edge debounce waits for a
+    // quiet second instead; the status is informational, and the clients never wait for it.
+    .with_config(
+        controller::Config::default()
+            .concurrency(ctx.config.concurrency)
+            .debounce(POLICY_DEBOUNCE),
+    );
     let store = controller.store();
     controller
         // A new, changed or deleted client changes matchedClients of every policy in its namespace.
@@ -102,13 +142,8 @@ pub async fn reconcile(policy: Arc<OAuthPolicy>, ctx: Arc<Context>) -> Result<Ac
         .list(&Default::default())
         .await
         .map_err(Error::ListPolicies)?;
-    let clients = Api::<OAuthClient>::namespaced(ctx.client.clone(), &ns)
-        .list(&Default::default())
-        .await
-        .map_err(Error::ListClients)?;
-    let old = policy.status.clone().unwrap_or_default();
-    let generation = policy.metadata.generation;
-    let (matched, overridden, ready) = match evaluate(&policy, &all_policies.items, &clients.items) {
+    let clients = Api::<OAuthClient>::namespaced(ctx.client.clone(), &ns);
+    let (matched, overridden, ready) = match evaluate_pages(&policy, &all_policies.items, &clients).await? {
         Ok((matched, overridden)) => {
             let message = format!("selects {} client(s)", matched.len());
             (
@@ -123,6 +158,8 @@ pub async fn reconcile(policy: Arc<OAuthPolicy>, ctx: Arc<Context>) -> Result<Ac
             Desired::failed(cond::READY, cond::REASON_INVALID_POLICY, e.to_string()),
         ),
     };
+    let old = policy.status.clone().unwrap_or_default();
+    let generation = policy.metadata.generation;
     let status = OAuthPolicyStatus {
         matched_clients: matched,
         overridden_for: overridden,

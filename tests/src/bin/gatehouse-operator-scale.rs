@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use futures::TryStreamExt as _;
-use gatehouse_crds::OAuthClient;
+use gatehouse_crds::{OAuthClient, OAuthPolicy};
 use gatehouse_tests::{
     ControlPlane, free_port,
     stack::{Proc, eventually},
@@ -44,6 +44,10 @@ struct Args {
     /// Concurrent creates.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// OAuthPolicies in each scale run's namespace, applied before the clients, each selecting every
+    /// client (as a platform team's defaults would). 0 runs the clients without policies.
+    #[arg(long, default_value_t = 1)]
+    policies: usize,
     /// Give up on a scale run after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
@@ -64,6 +68,22 @@ fn machine_client(name: &str) -> anyhow::Result<OAuthClient> {
         "kind": "OAuthClient",
         "metadata": {"name": name},
         "spec": {"grantTypes": ["client_credentials"], "scopes": ["read"]}
+    }))?)
+}
+
+fn default_policy(name: &str, priority: usize) -> anyhow::Result<OAuthPolicy> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "gatehouse.dev/v1alpha1",
+        "kind": "OAuthPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "clientSelector": {},
+            "priority": priority,
+            "scopes": [{"name": "read"}, {"name": "write"}],
+            "defaultScopes": ["read"],
+            "audience": ["https://api.example.com"],
+            "accessTokenTTL": "10m"
+        }
     }))?)
 }
 
@@ -279,11 +299,22 @@ async fn registrations(stack: &Stack) -> anyhow::Result<usize> {
 async fn scale_run(
     stack: &Stack,
     n: usize,
+    policies: usize,
     concurrency: usize,
     timeout: Duration,
 ) -> anyhow::Result<ScaleRun> {
     let ns = format!("scale-{n}");
     create_namespace(&stack.kube, &ns).await?;
+    let policy_api: Api<OAuthPolicy> = Api::namespaced(stack.kube.clone(), &ns);
+    for i in 0..policies {
+        own_request();
+        policy_api
+            .create(
+                &PostParams::default(),
+                &default_policy(&format!("defaults-{i}"), i)?,
+            )
+            .await?;
+    }
     let before = apiserver_requests(&stack.kube).await?;
     let own_before = OWN_REQUESTS.load(Ordering::Relaxed);
     let clients: Api<OAuthClient> = Api::namespaced(stack.kube.clone(), &ns);
@@ -367,12 +398,23 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
     println!(
+        "Each run's namespace holds {} OAuthPolicy(s) selecting every client.\n",
+        args.policies
+    );
+    println!(
         "| clients | all created (s) | all Ready (s) | Secrets | registrations | apiserver requests by the operator per client | operator peak RSS (MiB) | server peak RSS (MiB) |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &args.clients {
         eprintln!("creating {n} OAuthClients");
-        let run = scale_run(&stack, n, args.concurrency, Duration::from_secs(args.timeout)).await?;
+        let run = scale_run(
+            &stack,
+            n,
+            args.policies,
+            args.concurrency,
+            Duration::from_secs(args.timeout),
+        )
+        .await?;
         println!(
             "| {} | {:.1} | {:.1} | {} | {} | {:.2} | {:.1} | {:.1} |",
             run.clients,

@@ -837,6 +837,14 @@ async fn a_policy_change_updates_the_effective_settings_and_the_tokens() {
     })
     .await;
     assert_eq!(matched, ["pc"]);
+
+    // A deleted policy reaches the client too, though its last watch event carries no new generation.
+    policies.delete("product", &Default::default()).await.unwrap();
+    eventually("no policy applied", TIMEOUT, || async {
+        let s = w.clients().get("pc").await.ok()?.status?;
+        (s.applied_policies.is_empty() && s.effective?.access_token_ttl_seconds != 300).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
