@@ -24,7 +24,7 @@ use kube::{
         controller::{self, Action},
         events::{Event as KubeEvent, EventType},
         finalizer::{Event as Finalizer, finalizer},
-        reflector::ObjectRef,
+        reflector::{self, ObjectRef},
         watcher,
     },
 };
@@ -46,8 +46,18 @@ const CONTROLLER: &str = "oauthclient";
 /// Runs the controller for OAuthClients in `ns` (all namespaces if `None`) until cancelled.
 pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
     let c = &ctx.client;
-    let clients: Api<OAuthClient> = crate::scoped_api(c, ns.as_deref());
-    let controller = Controller::new(clients, watcher::Config::default().any_semantic())
+    // The controller's cache holds every OAuthClient: without their managedFields, which are most of
+    // an object's memory once it has a status and three field managers, and which no reconcile reads.
+    let (reader, writer) = reflector::store();
+    let clients = watcher(
+        crate::scoped_api::<OAuthClient>(c, ns.as_deref()),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .modify(|client: &mut OAuthClient| client.managed_fields_mut().clear())
+    .reflect(writer)
+    .applied_objects();
+    let controller = Controller::for_stream(clients, reader)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency));
     let store = controller.store();
     let secret_ctx = ctx.clone();
@@ -621,6 +631,8 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
     };
 
     // 1. Effective settings.
+    // A fresh list, not a watch cache: a policy applied just before its clients (one `kubectl apply`
+    // of a directory) must already apply to their first registration, never a moment later.
     let policies = Api::<OAuthPolicy>::namespaced(ctx.client.clone(), &ns)
         .list(&Default::default())
         .await
