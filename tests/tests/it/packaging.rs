@@ -85,6 +85,26 @@ fn the_values_schema_rejects_a_malformed_duration() {
     assert!(text(&out).contains("/operator/resyncInterval"), "{}", text(&out));
 }
 
+#[test]
+fn operator_concurrency_reaches_the_operator_and_zero_is_rejected() {
+    let out = run_helm(&["template", "gh", CHART, "--set", "operator.concurrency=0"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("/operator/concurrency"), "{}", text(&out));
+    let docs = render("gh", "auth", &["--set", "operator.concurrency=32"]);
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "gh-operator")
+        .expect("the operator Deployment");
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let value = env
+        .iter()
+        .find(|e| e["name"] == "GATEHOUSE_OPERATOR_CONCURRENCY")
+        .map(|e| e["value"].clone());
+    assert_eq!(value, Some(Value::from("32")));
+}
+
 /// Renders the chart into `namespace` and parses the documents.
 fn render(release: &str, namespace: &str, extra: &[&str]) -> Vec<Value> {
     let mut args = vec![
