@@ -4,19 +4,21 @@
 # client_credentials grant with a JWT, each driven by the issue's own load tool and command, wrk with one
 # thread and 32 connections, in alternation. Prints a Markdown table. wrk comes from Debian's packages.
 #
-#   bash bench/ceiling.sh                  3 rounds of 10 s each
-#   bash bench/ceiling.sh --rounds 1 --duration 2
+#   bash bench/ceiling.sh                  3 rounds of 10 s each, release build
+#   bash bench/ceiling.sh --smoke          CI: 1 round of 1 s on the debug build; fails only on errors
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 rounds=3
 duration=10
+profile=release
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --smoke) rounds=1; duration=1; profile=debug ;;
     --rounds) rounds="$2"; shift ;;
     --duration) duration="$2"; shift ;;
-    -h|--help) sed -n '2,8p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n "2,8p" "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown flag $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -29,9 +31,10 @@ if ! command -v wrk >/dev/null; then
   apt-get install -y -qq wrk >&2 || { apt-get update -qq >&2 && apt-get install -y -qq wrk >&2; }
 fi
 
-log "cargo build --release (server, bare-pipeline)"
-cargo build --release -q -p gatehouse-server -p gatehouse-bench --bin gatehouse-server --bin bare-pipeline
-target="${CARGO_TARGET_DIR:-$root/target}/release"
+profile_flag=(); [[ $profile == release ]] && profile_flag=(--release)
+log "cargo build ${profile_flag[*]} (server, bare-pipeline)"
+cargo build "${profile_flag[@]}" -q -p gatehouse-server -p gatehouse-bench --bin gatehouse-server --bin bare-pipeline
+target="${CARGO_TARGET_DIR:-$root/target}/$profile"
 
 work="$(mktemp -d -t gatehouse-ceiling.XXXXXX)"
 pids=()
@@ -112,4 +115,4 @@ for ((round = 1; round <= rounds; round++)); do
   echo "| $round $(measure 'Gatehouse client_credentials, JWT' "http://127.0.0.1:$port/token" "$gatehouse_script")"
 done
 echo
-echo "wrk -t1 -c32 -d${duration}s --latency; $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
+echo "wrk -t1 -c32 -d${duration}s --latency, $profile build; $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
