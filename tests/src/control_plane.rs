@@ -275,13 +275,21 @@ fn binaries() -> anyhow::Result<PathBuf> {
 /// Starts `program` under a shell watchdog: when this test process goes away, the watchdog kills the
 /// program, so no apiserver or etcd outlives the tests.
 fn spawn_watched(program: &Path, args: &[String], log: &Path, cwd: &Path) -> anyhow::Result<Child> {
+    // `stop` asks politely, then insists: a kube-apiserver whose etcd is already gone (both watchdogs
+    // fire together when the test process exits) can hang in its shutdown for good, and leaked that
+    // way, each one kept its memory (1.4 GiB after a 10,000-client run) until someone noticed.
     let script = r#"
         parent=$1; shift
         "$@" &
         child=$!
-        trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT
+        stop() {
+            kill $child 2>/dev/null
+            for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 $child 2>/dev/null || return 0; sleep 1; done
+            kill -9 $child 2>/dev/null
+        }
+        trap 'stop; wait $child; exit 0' TERM INT
         while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done
-        kill $child 2>/dev/null
+        stop
         wait $child
     "#;
     let log = std::fs::File::create(log)?;
