@@ -161,15 +161,4 @@ impl Db {
         })
         .transpose()
     }
-
-    /// Marks a code used; `false` when it was used already (a replay, or a concurrent exchange).
-    pub async fn use_code(&self, code_hash: &str) -> Result<bool> {
-        let updated =
-            sqlx::query("UPDATE authorization_codes SET used = 1 WHERE code_hash = $1 AND used = 0")
-                .bind(code_hash)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-        Ok(updated > 0)
-    }
 }

@@ -120,6 +120,15 @@ fn refresh_token(r: &AnyRow) -> Result<RefreshToken> {
 }
 
 impl Db {
+    /// Spends a code or refresh token and stores nothing else; `false` when it was spent or revoked
+    /// already.
+    pub async fn spend(&self, spend: Spend<'_>) -> Result<bool> {
+        match self::spend(spend) {
+            Some(statement) => Ok(statement.execute(&self.writer).await?.rows_affected() > 0),
+            None => Ok(true),
+        }
+    }
+
     /// Spends `spend` and stores a grant's new tokens, in one transaction: a crash between the two
     /// can neither spend a refresh token without storing its successor nor leave both usable, and
     /// PostgreSQL syncs one commit instead of three. Returns `false`, and stores nothing, when the

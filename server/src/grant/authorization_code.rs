@@ -69,7 +69,7 @@ pub async fn exchange(
     match state.db.find_user(&row.username).await? {
         Some(user) if !user.user.disabled => {}
         _ => {
-            state.db.use_code(&hash).await?;
+            state.db.spend(Spend::Code(&hash)).await?;
             return Err(invalid());
         }
     }

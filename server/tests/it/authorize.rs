@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::on_both_backends;
 use crate::support::*;
-use crate::users::{PASSWORD, create_user};
+use crate::users::{PASSWORD, admin, create_user};
 
 pub const REDIRECT: &str = "http://localhost:3000/cb";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -401,6 +401,46 @@ async fn concurrent_exchanges_of_one_code_issue_exactly_one_set_of_tokens(backen
     server.stop().await;
 }
 
+/// A code presented while its user is disabled gets no tokens, and is spent: enabling the user again
+/// does not revive it.
+async fn a_code_of_a_disabled_user_is_refused_and_stays_spent(backend: Backend) {
+    let (server, form, secret) = web_app_code_exchange(backend).await;
+    let disable = admin(
+        &server,
+        reqwest::Method::POST,
+        "/admin/v1/users/alice/disable",
+        None,
+    )
+    .await;
+    assert_eq!(disable.status(), 200);
+    let description = assert_error(
+        server.post_form("/token", &form, Some(("web", &secret))).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(description, "the authorization code is invalid or expired");
+    let enable = admin(
+        &server,
+        reqwest::Method::POST,
+        "/admin/v1/users/alice/enable",
+        None,
+    )
+    .await;
+    assert_eq!(enable.status(), 200);
+    let description = assert_error(
+        server.post_form("/token", &form, Some(("web", &secret))).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        description,
+        "the authorization code was already used; the tokens issued from it are revoked"
+    );
+    server.stop().await;
+}
+
 async fn a_code_used_by_another_client_is_invalid_grant(backend: Backend) {
     let server = setup(backend).await;
     server.register(&spa("other")).await;
@@ -554,6 +594,7 @@ on_both_backends!(
     a_public_client_without_pkce_or_with_plain_where_s256_is_required_is_redirected_invalid_request,
     a_code_used_twice_is_refused_and_the_tokens_issued_from_it_are_revoked,
     concurrent_exchanges_of_one_code_issue_exactly_one_set_of_tokens,
+    a_code_of_a_disabled_user_is_refused_and_stays_spent,
     a_code_used_by_another_client_is_invalid_grant,
     an_expired_code_is_invalid_grant,
     a_login_post_without_its_csrf_token_is_forbidden,

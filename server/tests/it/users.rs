@@ -22,7 +22,7 @@ pub async fn create_user(server: &TestServer, username: &str, password: &str) {
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
 }
 
-async fn admin(
+pub async fn admin(
     server: &TestServer,
     method: reqwest::Method,
     path: &str,
