@@ -79,6 +79,79 @@ where
     }
 }
 
+/// How to run the token server as the operator configures it (see [`start_operated_server`]).
+pub struct OperatedServer<'a> {
+    /// The `gatehouse-server` binary.
+    pub bin: &'a Path,
+    /// The namespace where the operator generated the server's Secrets.
+    pub namespace: &'a str,
+    /// The public port; the issuer is `http://127.0.0.1:PORT`.
+    pub port: u16,
+    /// The admin API's port.
+    pub admin_port: u16,
+    /// Where the credential files, the SQLite database and `server.log` go.
+    pub dir: &'a Path,
+    /// `RUST_LOG` for the server.
+    pub log_level: &'a str,
+    /// How long to wait for the Secrets, and then for `/readyz`.
+    pub timeout: Duration,
+}
+
+/// Starts the token server as the operator would run it: the admin token and the key-encryption key
+/// come from the Secrets the operator generated (`gatehouse-server-admin-token`, `gatehouse-server-kek`),
+/// passed as files, and the database is SQLite in `dir`. Returns once `/readyz` answers, with the
+/// admin token.
+pub async fn start_operated_server(
+    kube: &kube::Client,
+    server: &OperatedServer<'_>,
+) -> anyhow::Result<(Proc, String)> {
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(kube.clone(), server.namespace);
+    let secret_value = |name: &'static str, key: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            eventually(
+                &format!("Secret {}/{name}", server.namespace),
+                server.timeout,
+                || async {
+                    let data = secrets.get_opt(name).await.ok()??.data?;
+                    String::from_utf8(data.get(key)?.0.clone()).ok()
+                },
+            )
+            .await
+        }
+    };
+    let admin_token = secret_value("gatehouse-server-admin-token", "token").await?;
+    let token_file = server.dir.join("admin-token");
+    let kek_file = server.dir.join("kek");
+    std::fs::write(&token_file, &admin_token)?;
+    std::fs::write(&kek_file, secret_value("gatehouse-server-kek", "key").await?)?;
+    let issuer = format!("http://127.0.0.1:{}", server.port);
+    let proc = Proc::spawn(
+        server.bin,
+        &[
+            format!("--listen=127.0.0.1:{}", server.port),
+            format!("--admin-listen=127.0.0.1:{}", server.admin_port),
+            format!("--issuer={issuer}"),
+            format!(
+                "--database-url=sqlite://{}?mode=rwc",
+                server.dir.join("gatehouse.db").display()
+            ),
+            format!("--admin-token-file={}", token_file.display()),
+            format!("--key-encryption-key-file={}", kek_file.display()),
+        ],
+        &[("RUST_LOG", server.log_level.to_owned())],
+        server.dir.join("server.log"),
+    )?;
+    let http = reqwest::Client::new();
+    eventually("the token server's /readyz", server.timeout, || async {
+        let response = http.get(format!("{issuer}/readyz")).send().await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await?;
+    Ok((proc, admin_token))
+}
+
 /// A child process with its output in a log file; killed on drop.
 pub struct Proc {
     child: Child,

@@ -11,7 +11,7 @@ use clap::Parser;
 use gatehouse_crds::OAuthClient;
 use gatehouse_tests::{
     ControlPlane, repo_root,
-    stack::{Proc, eventually},
+    stack::{OperatedServer, Proc, eventually, start_operated_server},
 };
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{
@@ -117,25 +117,6 @@ async fn main() -> anyhow::Result<()> {
         dir.join("operator.log"),
     )?;
 
-    let system_secrets: Api<Secret> = Api::namespaced(kube.clone(), SYSTEM_NAMESPACE);
-    let secret_value = |name: &'static str, key: &'static str| {
-        let api = system_secrets.clone();
-        async move {
-            eventually(&format!("Secret {SYSTEM_NAMESPACE}/{name}"), TIMEOUT, || async {
-                let data = api.get_opt(name).await.ok()??.data?;
-                String::from_utf8(data.get(key)?.0.clone()).ok()
-            })
-            .await
-        }
-    };
-    let token_file = dir.join("admin-token");
-    let kek_file = dir.join("kek");
-    std::fs::write(
-        &token_file,
-        secret_value("gatehouse-server-admin-token", "token").await?,
-    )?;
-    std::fs::write(&kek_file, secret_value("gatehouse-server-kek", "key").await?)?;
-
     step(
         started,
         &format!(
@@ -143,32 +124,18 @@ async fn main() -> anyhow::Result<()> {
             dir.join("gatehouse.db").display()
         ),
     );
-    let _server = Proc::spawn(
-        &server_bin,
-        &[
-            format!("--listen=127.0.0.1:{port}"),
-            format!("--admin-listen={admin}"),
-            format!("--issuer={issuer}"),
-            format!(
-                "--database-url=sqlite://{}?mode=rwc",
-                dir.join("gatehouse.db").display()
-            ),
-            format!("--admin-token-file={}", token_file.display()),
-            format!("--key-encryption-key-file={}", kek_file.display()),
-        ],
-        &[("RUST_LOG", "info".into())],
-        dir.join("server.log"),
-    )?;
-    let http = reqwest::Client::new();
-    eventually("the token server's /readyz", TIMEOUT, || async {
-        http.get(format!("{issuer}/readyz"))
-            .send()
-            .await
-            .ok()?
-            .status()
-            .is_success()
-            .then_some(())
-    })
+    let (_server, _admin_token) = start_operated_server(
+        &kube,
+        &OperatedServer {
+            bin: &server_bin,
+            namespace: SYSTEM_NAMESPACE,
+            port,
+            admin_port: port + 1,
+            dir: &dir,
+            log_level: "info",
+            timeout: TIMEOUT,
+        },
+    )
     .await?;
 
     step(started, &format!("applying examples/ to namespace {namespace}"));
@@ -221,7 +188,7 @@ async fn main() -> anyhow::Result<()> {
         "The credentials of orders-service are in Secret {namespace}/{secret_name}. A workload asks for a token:\n"
     );
     println!("$ curl -s -u '{client_id}:{client_secret}' -d grant_type=client_credentials {token_url}");
-    let response: Value = http
+    let response: Value = reqwest::Client::new()
         .post(&token_url)
         .basic_auth(&client_id, Some(&client_secret))
         .form(&[("grant_type", "client_credentials")])

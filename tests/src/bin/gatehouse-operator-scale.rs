@@ -21,7 +21,7 @@ use futures::TryStreamExt as _;
 use gatehouse_crds::{OAuthClient, OAuthPolicy};
 use gatehouse_tests::{
     ControlPlane, free_port,
-    stack::{Proc, eventually},
+    stack::{OperatedServer, Proc, start_operated_server},
 };
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{ListParams, ObjectMeta, PostParams};
@@ -174,43 +174,18 @@ async fn start(args: &Args) -> anyhow::Result<Stack> {
         ],
         dir.path().join("operator.log"),
     )?;
-    let secrets: Api<Secret> = Api::namespaced(kube.clone(), SYSTEM_NAMESPACE);
-    let mut values = Vec::new();
-    for (name, key) in [
-        ("gatehouse-server-admin-token", "token"),
-        ("gatehouse-server-kek", "key"),
-    ] {
-        let value = eventually(&format!("Secret {name}"), Duration::from_secs(120), || async {
-            own_request();
-            let data = secrets.get_opt(name).await.ok()??.data?;
-            String::from_utf8(data.get(key)?.0.clone()).ok()
-        })
-        .await?;
-        let file = dir.path().join(name);
-        std::fs::write(&file, &value)?;
-        values.push((file, value));
-    }
-    let server = Proc::spawn(
-        &args.bin_dir.join("gatehouse-server"),
-        &[
-            format!("--listen=127.0.0.1:{public}"),
-            format!("--admin-listen=127.0.0.1:{admin}"),
-            format!("--issuer={issuer}"),
-            format!(
-                "--database-url=sqlite://{}?mode=rwc",
-                dir.path().join("gatehouse.db").display()
-            ),
-            format!("--admin-token-file={}", values[0].0.display()),
-            format!("--key-encryption-key-file={}", values[1].0.display()),
-        ],
-        &[("RUST_LOG", "warn".into())],
-        dir.path().join("server.log"),
-    )?;
-    let http = reqwest::Client::new();
-    eventually("the server's /readyz", Duration::from_secs(60), || async {
-        let response = http.get(format!("{issuer}/readyz")).send().await.ok()?;
-        response.status().is_success().then_some(())
-    })
+    let (server, admin_token) = start_operated_server(
+        &kube,
+        &OperatedServer {
+            bin: &args.bin_dir.join("gatehouse-server"),
+            namespace: SYSTEM_NAMESPACE,
+            port: public,
+            admin_port: admin,
+            dir: dir.path(),
+            log_level: "warn",
+            timeout: Duration::from_secs(120),
+        },
+    )
     .await?;
     Ok(Stack {
         _cp: cp,
@@ -218,7 +193,7 @@ async fn start(args: &Args) -> anyhow::Result<Stack> {
         operator,
         server,
         admin_url,
-        admin_token: values[0].1.clone(),
+        admin_token,
         _dir: dir,
     })
 }

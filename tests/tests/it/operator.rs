@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, future::Future, path::PathBuf, sync::Arc, time:
 use gatehouse_crds::{OAuthClient, OAuthPolicy};
 use gatehouse_tests::{
     ControlPlane, free_port, repo_root, run_helm,
-    stack::{self, Proc},
+    stack::{self, OperatedServer, Proc, start_operated_server},
 };
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -195,30 +195,21 @@ impl World {
     /// Secrets the operator generated.
     async fn start_server(&mut self) {
         let (_, server) = binaries().await;
-        let token = self.secret_value("gatehouse-server-admin-token", "token").await;
-        let kek = self.secret_value("gatehouse-server-kek", "key").await;
-        let token_file = self.dir.path().join("admin-token");
-        let kek_file = self.dir.path().join("kek");
-        std::fs::write(&token_file, token).unwrap();
-        std::fs::write(&kek_file, kek).unwrap();
-        let db = self.dir.path().join("gatehouse.db");
-        let args = vec![
-            format!("--listen=127.0.0.1:{}", self.public_port),
-            format!("--admin-listen=127.0.0.1:{}", self.admin_port),
-            format!("--issuer={}", self.issuer()),
-            format!("--database-url=sqlite://{}?mode=rwc", db.display()),
-            format!("--admin-token-file={}", token_file.display()),
-            format!("--key-encryption-key-file={}", kek_file.display()),
-        ];
-        let log = self.dir.path().join("server.log");
-        self.server = Some(Proc::spawn(&server, &args, &[("RUST_LOG", "warn".to_owned())], log).unwrap());
-        let url = format!("{}/readyz", self.issuer());
-        let http = self.http.clone();
-        eventually("the token server's /readyz", TIMEOUT, || async {
-            let r = http.get(&url).send().await.ok()?;
-            r.status().is_success().then_some(())
-        })
-        .await;
+        let (server, _) = start_operated_server(
+            &self.kube,
+            &OperatedServer {
+                bin: &server,
+                namespace: &self.ns,
+                port: self.public_port,
+                admin_port: self.admin_port,
+                dir: self.dir.path(),
+                log_level: "warn",
+                timeout: TIMEOUT,
+            },
+        )
+        .await
+        .unwrap();
+        self.server = Some(server);
     }
 
     fn stop_server(&mut self) {
