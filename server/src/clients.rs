@@ -41,15 +41,11 @@ impl ClientCache {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
-        self.snapshot
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::read_lock(&self.snapshot)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Snapshot> {
-        self.snapshot
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::write_lock(&self.snapshot)
     }
 
     /// Replaces the cache with what the database holds.

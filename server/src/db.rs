@@ -4,7 +4,8 @@
 //!
 //! Writes are single statements or short transactions that never wait on the network in between.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use gatehouse_crds::admin::ClientRegistration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -15,10 +16,12 @@ use crate::{Error, Result};
 
 mod authz;
 mod grants;
+mod revocations;
 mod users;
 
 pub use authz::{AuthorizationCode, Session};
 pub use grants::{FamilyAccess, RefreshToken, Spend};
+pub use revocations::POLL_INTERVAL as REVOCATIONS_POLL_INTERVAL;
 pub use users::StoredUser;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -59,6 +62,8 @@ pub struct Db {
     /// PostgreSQL it is the same pool as `pool`.
     writer: AnyPool,
     backend: Backend,
+    /// Revoked JWTs and client-wide marks, for introspection without a round trip.
+    revocations: Arc<revocations::RevocationView>,
 }
 
 /// A signing key as stored: the private half sealed under the key-encryption key.
@@ -123,6 +128,23 @@ fn insert_opaque_token(token: &OpaqueToken) -> Statement<'_> {
     .bind(token.expires_at)
 }
 
+/// Records a revoked JWT, stamped with its revocation's generation.
+fn insert_jwt_revocation<'q>(
+    jti: &'q str,
+    client_id: &'q str,
+    expires_at: i64,
+    generation: i64,
+) -> Statement<'q> {
+    sqlx::query(
+        "INSERT INTO jwt_revocations (jti, client_id, expires_at, generation) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(jti)
+    .bind(client_id)
+    .bind(expires_at)
+    .bind(generation)
+}
+
 /// A SQLite pool whose connections use WAL, NORMAL synchronisation (a committed transaction survives
 /// a crash of the process; WAL needs no fsync per commit) and a busy timeout.
 async fn sqlite_pool(options: AnyPoolOptions, url: &str) -> Result<AnyPool> {
@@ -168,11 +190,14 @@ impl Db {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&writer).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&writer).await?,
         }
-        Ok(Self {
+        let db = Self {
             pool,
             writer,
             backend,
-        })
+            revocations: Arc::default(),
+        };
+        db.sync_revocations().await?;
+        Ok(db)
     }
 
     /// Which backend this is.
@@ -374,14 +399,13 @@ impl Db {
 
     /// Records a revoked JWT until it expires.
     pub async fn revoke_jwt(&self, jti: &str, client_id: &str, expires_at: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO jwt_revocations (jti, client_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(jti)
-        .bind(client_id)
-        .bind(expires_at)
-        .execute(&self.writer)
-        .await?;
+        let mut tx = self.writer.begin().await?;
+        let generation = revocations::next_generation(&mut tx).await?;
+        insert_jwt_revocation(jti, client_id, expires_at, generation)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.revocations.insert_jti(jti.to_owned(), expires_at);
         Ok(())
     }
 
@@ -395,22 +419,33 @@ impl Db {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        let generation = revocations::next_generation(&mut tx).await?;
         sqlx::query(
-            "INSERT INTO client_revocations (client_id, revoked_before) VALUES ($1, $2) \
-             ON CONFLICT (client_id) DO UPDATE SET revoked_before = excluded.revoked_before",
+            "INSERT INTO client_revocations (client_id, revoked_before, generation) VALUES ($1, $2, $3) \
+             ON CONFLICT (client_id) DO UPDATE SET revoked_before = excluded.revoked_before, \
+             generation = excluded.generation",
         )
         .bind(client_id)
         .bind(now)
+        .bind(generation)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.revocations.insert_mark(client_id.to_owned(), now);
         Ok(revoked)
     }
 
     /// Whether a token issued to `client_id` at `issued_at` is revoked, by a revocation of everything
-    /// the client holds or (for a JWT, by its `jti`) of the token itself. One round trip: this is on
-    /// the path of every introspection.
+    /// the client holds or (for a JWT, by its `jti`) of the token itself. This is on the path of every
+    /// introspection: the revocation view answers from memory while it is fresh, and otherwise one
+    /// round trip does.
     pub async fn is_token_revoked(&self, client_id: &str, issued_at: i64, jti: Option<&str>) -> Result<bool> {
+        if let Some(revoked) = self
+            .revocations
+            .revoked(client_id, issued_at, jti, Instant::now())
+        {
+            return Ok(revoked);
+        }
         let rows = sqlx::query(
             "SELECT revoked_before AS mark FROM client_revocations WHERE client_id = $1 \
              UNION ALL SELECT NULL AS mark FROM jwt_revocations WHERE jti = $2",
@@ -441,6 +476,7 @@ impl Db {
             .bind(now)
             .execute(&self.writer)
             .await?;
+        self.revocations.prune(now);
         Ok(())
     }
 }

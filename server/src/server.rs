@@ -143,6 +143,33 @@ fn serve(listener: TcpListener, router: axum::Router, mut shutdown: watch::Recei
     })
 }
 
+/// Reads other replicas' revocations into this replica's view, every
+/// [`crate::db::REVOCATIONS_POLL_INTERVAL`]. A failure is logged once, when the polls start failing;
+/// meanwhile introspection asks the database.
+fn poll_revocations(db: Db, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(crate::db::REVOCATIONS_POLL_INTERVAL) => {}
+                _ = stop.wait_for(|stop| *stop) => break,
+            }
+            match db.sync_revocations().await {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("reading revocations from the database works again");
+                }
+                Ok(()) => {}
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(%error, "reading revocations from the database failed; introspection asks the database until it works again");
+                }
+                Err(_) => {}
+            }
+        }
+    })
+}
+
 /// Opens the database, loads everything, binds both listeners and starts serving.
 pub async fn start(settings: Settings, clock: SharedClock) -> Result<Running> {
     let Settings {
@@ -199,6 +226,8 @@ pub async fn start(settings: Settings, clock: SharedClock) -> Result<Running> {
         })?);
         tasks.push(serve(listener, admin_app(state.clone()), receiver.clone()));
     }
+
+    tasks.push(poll_revocations(state.db.clone(), receiver.clone()));
 
     let background_state = state.clone();
     let mut stop = receiver;

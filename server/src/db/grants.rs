@@ -4,7 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, OpaqueToken, Statement};
+use super::{Db, OpaqueToken, Statement, insert_jwt_revocation, revocations};
 use crate::Result;
 
 /// An access token issued within a family: remembered so that revoking the family reaches it, and,
@@ -185,6 +185,8 @@ impl Db {
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
+        let mut revoked_jwts = Vec::new();
+        let mut generation = None;
         for row in &rows {
             let opaque_hash: Option<String> = row.try_get("opaque_hash")?;
             if let Some(hash) = opaque_hash {
@@ -193,18 +195,23 @@ impl Db {
                     .execute(&mut *tx)
                     .await?;
             } else {
-                sqlx::query(
-                    "INSERT INTO jwt_revocations (jti, client_id, expires_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(row.try_get::<String, _>("jti")?)
-                .bind(row.try_get::<String, _>("client_id")?)
-                .bind(row.try_get::<i64, _>("expires_at")?)
-                .execute(&mut *tx)
-                .await?;
+                let generation = match generation {
+                    Some(generation) => generation,
+                    None => *generation.insert(revocations::next_generation(&mut tx).await?),
+                };
+                let jti: String = row.try_get("jti")?;
+                let expires_at: i64 = row.try_get("expires_at")?;
+                let client_id: String = row.try_get("client_id")?;
+                insert_jwt_revocation(&jti, &client_id, expires_at, generation)
+                    .execute(&mut *tx)
+                    .await?;
+                revoked_jwts.push((jti, expires_at));
             }
         }
         tx.commit().await?;
+        for (jti, expires_at) in revoked_jwts {
+            self.revocations.insert_jti(jti, expires_at);
+        }
         Ok(())
     }
 

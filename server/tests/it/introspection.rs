@@ -175,13 +175,7 @@ async fn revoking_an_unknown_token_is_200(backend: Backend) {
     let server = TestServer::start(backend).await;
     server.register(&client("billing").build()).await;
     for token in ["never-issued", "a.b.c"] {
-        let response = server
-            .post_form(
-                "/revoke",
-                &encode(&[("token", token)]),
-                Some(("billing", &secret_of("billing"))),
-            )
-            .await;
+        let response = server.revoke(token, ("billing", &secret_of("billing"))).await;
         assert_eq!(response.status(), 200, "{token}");
     }
     server.stop().await;

@@ -326,6 +326,12 @@ impl TestServer {
         response.json().await.unwrap()
     }
 
+    /// Revokes `token` (RFC 7009) as the client `(id, secret)`.
+    pub async fn revoke(&self, token: &str, as_client: (&str, &str)) -> reqwest::Response {
+        self.post_form("/revoke", &encode(&[("token", token)]), Some(as_client))
+            .await
+    }
+
     pub async fn jwks(&self) -> Value {
         self.http
             .get(self.url("/jwks"))
