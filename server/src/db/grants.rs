@@ -185,8 +185,10 @@ impl Db {
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
+        // One revocation: a family revoked with no JWT in it only makes the other replicas' next poll
+        // read nothing new.
+        let generation = revocations::next_generation(&mut tx).await?;
         let mut revoked_jwts = Vec::new();
-        let mut generation = None;
         for row in &rows {
             let opaque_hash: Option<String> = row.try_get("opaque_hash")?;
             if let Some(hash) = opaque_hash {
@@ -195,10 +197,6 @@ impl Db {
                     .execute(&mut *tx)
                     .await?;
             } else {
-                let generation = match generation {
-                    Some(generation) => generation,
-                    None => *generation.insert(revocations::next_generation(&mut tx).await?),
-                };
                 let jti: String = row.try_get("jti")?;
                 let expires_at: i64 = row.try_get("expires_at")?;
                 let client_id: String = row.try_get("client_id")?;

@@ -88,9 +88,10 @@ impl RevocationView {
         Some(marked || jti.is_some_and(|jti| s.jtis.contains_key(jti)))
     }
 
-    /// The counter's value at the last sync.
-    pub fn generation(&self) -> i64 {
-        self.read().generation
+    /// The counter's value at the last sync; `None` before the first.
+    pub fn seen(&self) -> Option<i64> {
+        let s = self.read();
+        s.synced_at.map(|_| s.generation)
     }
 
     /// A JWT revocation this replica committed.
@@ -145,17 +146,20 @@ impl Db {
             .fetch_one(&self.pool)
             .await?;
         let generation: i64 = row.try_get("value")?;
-        let seen = self.revocations.generation();
-        let never_synced = self.revocations.read().synced_at.is_none();
-        let full = never_synced || generation < seen;
+        let seen = self.revocations.seen();
+        let full = seen.is_none_or(|seen| generation < seen);
+        // Rows stamped after this; -1 reads them all (the counter starts at 0).
+        let since = match seen {
+            Some(seen) if !full => seen,
+            _ => -1,
+        };
         let mut delta = Delta {
             generation,
             full,
             jtis: Vec::new(),
             marks: Vec::new(),
         };
-        if full || generation > seen {
-            let since = if full { -1 } else { seen };
+        if generation > since {
             let jtis = sqlx::query("SELECT jti, expires_at FROM jwt_revocations WHERE generation > $1")
                 .bind(since)
                 .fetch_all(&self.pool)
@@ -254,7 +258,7 @@ mod tests {
             assert_eq!(view.revoked("x", 10, Some(jti), now), Some(true), "{jti}");
         }
         assert_eq!(view.revoked("billing", 40, None, now), Some(true));
-        assert_eq!(view.generation(), 5);
+        assert_eq!(view.seen(), Some(5));
         // A delta older than what the view holds never moves the generation back.
         view.apply(
             Delta {
@@ -265,7 +269,7 @@ mod tests {
             },
             now,
         );
-        assert_eq!(view.generation(), 5);
+        assert_eq!(view.seen(), Some(5));
     }
 
     #[test]
@@ -286,6 +290,6 @@ mod tests {
         );
         assert_eq!(view.revoked("x", 10, Some("j2"), now), Some(false));
         assert_eq!(view.revoked("billing", 10, None, now), Some(false));
-        assert_eq!(view.generation(), 1);
+        assert_eq!(view.seen(), Some(1));
     }
 }
