@@ -10,6 +10,7 @@ pub mod admin;
 pub mod client;
 pub mod duration;
 pub mod policy;
+pub mod random;
 pub mod resolve;
 pub mod selector;
 
