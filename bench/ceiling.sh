@@ -6,6 +6,9 @@
 #
 #   bash bench/ceiling.sh                  3 rounds of 10 s each, release build
 #   bash bench/ceiling.sh --smoke          CI: 1 round of 1 s on the debug build; fails only on errors
+#   bash bench/ceiling.sh --baseline BIN   also runs another gatehouse-server binary (say, one built
+#                                          from the previous commit) and measures it in alternation:
+#                                          an A/B of a change in one run
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -13,12 +16,14 @@ cd "$root"
 rounds=3
 duration=10
 profile=release
+baseline=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --smoke) rounds=1; duration=1; profile=debug ;;
     --rounds) rounds="$2"; shift ;;
     --duration) duration="$2"; shift ;;
-    -h|--help) sed -n "2,8p" "${BASH_SOURCE[0]}"; exit 0 ;;
+    --baseline) baseline="$(realpath "$2")"; shift ;;
+    -h|--help) sed -n "2,11p" "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown flag $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -60,16 +65,17 @@ admin_port="$(free_port)"
 
 "$target/bare-pipeline" "127.0.0.1:$bare_port" "$secret" >"$work/bare.log" 2>&1 &
 pids+=($!)
-"$target/gatehouse-server" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" \
-  --issuer "http://127.0.0.1:$port" --database-url "sqlite://$work/gatehouse.db?mode=rwc" \
-  --admin-token "$admin_token" --key-encryption-key "$(random_hex 32)" --log-format json >"$work/server.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$port/readyz"
-
-# The same client as the benchmark's client_credentials-jwt scenario.
-digest="$(printf %s "$secret" | sha256sum | cut -d' ' -f1)"
-curl -fs -o /dev/null -X PUT "http://127.0.0.1:$admin_port/admin/v1/clients/ceiling-jwt" \
-  -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' -d @- <<EOF
+start_gatehouse() { # binary port admin_port name
+  "$1" --listen "127.0.0.1:$2" --admin-listen "127.0.0.1:$3" \
+    --issuer "http://127.0.0.1:$2" --database-url "sqlite://$work/$4.db?mode=rwc" \
+    --admin-token "$admin_token" --key-encryption-key "$(random_hex 32)" --log-format json >"$work/$4.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$2/readyz"
+  # The same client as the benchmark's client_credentials-jwt scenario.
+  local digest
+  digest="$(printf %s "$secret" | sha256sum | cut -d' ' -f1)"
+  curl -fs -o /dev/null -X PUT "http://127.0.0.1:$3/admin/v1/clients/ceiling-jwt" \
+    -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' -d @- <<EOF
 {"clientId": "ceiling-jwt", "tokenEndpointAuthMethod": "client_secret_basic", "redirectUris": [],
  "effective": {"grantTypes": ["client_credentials"], "scopes": ["read"], "defaultScopes": ["read"],
    "audience": ["bench-api"], "accessTokenTtlSeconds": 3600, "refreshTokenTtlSeconds": 86400,
@@ -77,6 +83,12 @@ curl -fs -o /dev/null -X PUT "http://127.0.0.1:$admin_port/admin/v1/clients/ceil
    "allowPlainPKCE": false, "refreshTokenRotation": true, "firstParty": true},
  "secrets": [{"sha256": "$digest"}]}
 EOF
+}
+start_gatehouse "$target/gatehouse-server" "$port" "$admin_port" server
+if [[ -n $baseline ]]; then
+  baseline_port="$(free_port)"
+  start_gatehouse "$baseline" "$baseline_port" "$(free_port)" baseline
+fi
 
 script() { # client_id -> a wrk script posting the grant
   cat >"$work/$1.lua" <<EOF
@@ -89,7 +101,9 @@ EOF
 }
 bare_script="$(script bare)"
 gatehouse_script="$(script ceiling-jwt)"
-for url_script in "http://127.0.0.1:$bare_port/token $bare_script" "http://127.0.0.1:$port/token $gatehouse_script"; do
+targets=("http://127.0.0.1:$bare_port/token $bare_script" "http://127.0.0.1:$port/token $gatehouse_script")
+[[ -z $baseline ]] || targets+=("http://127.0.0.1:$baseline_port/token $gatehouse_script")
+for url_script in "${targets[@]}"; do
   read -r url lua <<<"$url_script"
   status="$(curl -s -o /dev/null -w '%{http_code}' -u "$(basename "$lua" .lua):$secret" -d grant_type=client_credentials "$url")"
   [[ $status == 200 ]] || { echo "$url answered $status, not 200" >&2; exit 1; }
@@ -113,6 +127,9 @@ echo "|---:|---|---:|---:|---:|"
 for ((round = 1; round <= rounds; round++)); do
   echo "| $round $(measure 'bare pipeline (the ceiling)' "http://127.0.0.1:$bare_port/token" "$bare_script")"
   echo "| $round $(measure 'Gatehouse client_credentials, JWT' "http://127.0.0.1:$port/token" "$gatehouse_script")"
+  if [[ -n $baseline ]]; then
+    echo "| $round $(measure "baseline $(basename "$baseline"), client_credentials, JWT" "http://127.0.0.1:$baseline_port/token" "$gatehouse_script")"
+  fi
 done
 echo
 echo "wrk -t1 -c32 -d${duration}s --latency, $profile build; $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"

@@ -26,6 +26,14 @@ pub enum Error {
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
+    /// A generated Secret manifest could not be rendered as YAML.
+    #[error("rendering the Secret {path}: {source}")]
+    RenderSecret {
+        /// The file it was for.
+        path: PathBuf,
+        /// Why.
+        source: serde_yaml::Error,
+    },
     /// A manifest in the clients directory is invalid.
     #[error("{path}: {message}")]
     Manifest {

@@ -1,20 +1,14 @@
 //! Prometheus metrics: tokens issued by grant, errors by code, and request latency by route. The
-//! latency middleware reads the [`ErrorCode`] that [`crate::oauth::OAuthError`] leaves in the response.
+//! middleware that records the last two lives in [`crate::http::metrics`].
 
 use std::sync::Mutex;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::AppState;
 use crate::oauth::ErrorCode;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +88,26 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts an OAuth error response.
+    pub fn oauth_error(&self, code: ErrorCode) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                error: code.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records one request's latency.
+    pub fn request_served(&self, method: String, route: String, status: u16, seconds: f64) {
+        self.latency
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .observe(seconds);
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -103,44 +117,4 @@ impl Metrics {
         }
         out
     }
-}
-
-/// Middleware recording latency and error codes.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    if let Some(code) = response.extensions().get::<ErrorCode>() {
-        state
-            .metrics
-            .errors
-            .get_or_create(&ErrorLabels {
-                error: code.as_str().to_owned(),
-            })
-            .inc();
-    }
-    state
-        .metrics
-        .latency
-        .get_or_create(&RequestLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    response
-}
-
-/// `GET /metrics`.
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut response = state.metrics.encode().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
 }

@@ -11,11 +11,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::clients::ClientCache;
+use crate::client::registry::ClientCache;
 use crate::clock::SharedClock;
-use crate::db::Db;
 use crate::keys::{Kek, KeyStore, Schedule, SigningAlg};
 use crate::metrics::Metrics;
+use crate::store::Db;
 use crate::{AppState, Config, Error, Result, admin_app, app, standalone};
 
 /// Everything [`start`] needs, already resolved from flags and files.
@@ -111,13 +111,17 @@ pub async fn sync_clients_dir(state: &AppState, dir: &std::path::Path) -> Result
     Ok(loaded.registrations.len())
 }
 
-/// Deletes every expired record: tokens, grants, sessions, codes and stale failure counters. Run
-/// hourly by each replica; the deletes are idempotent, so replicas need no coordination.
+/// Deletes every expired record: tokens, grants, sessions, codes and stale failure counters. Run by
+/// each replica on every [`PURGE_EVERY`]th refresh (every five minutes at the 5 s refresh interval);
+/// the deletes are idempotent, so replicas need no coordination.
 pub async fn purge(state: &AppState) -> Result<()> {
     let now = state.clock.now();
     state.db.purge_expired(now).await?;
     state.db.purge_expired_grants(now).await
 }
+
+/// How many refreshes apart the purges run.
+pub const PURGE_EVERY: u64 = 60;
 
 async fn maintain(state: &AppState) -> Result<()> {
     state.clients.refresh(&state.db).await?;
@@ -144,14 +148,14 @@ fn serve(listener: TcpListener, router: axum::Router, mut shutdown: watch::Recei
 }
 
 /// Reads other replicas' revocations into this replica's view, every
-/// [`crate::db::REVOCATIONS_POLL_INTERVAL`]. A failure is logged once, when the polls start failing;
+/// [`crate::store::REVOCATIONS_POLL_INTERVAL`]. A failure is logged once, when the polls start failing;
 /// meanwhile introspection asks the database.
 fn poll_revocations(db: Db, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut failing = false;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(crate::db::REVOCATIONS_POLL_INTERVAL) => {}
+                _ = tokio::time::sleep(crate::store::REVOCATIONS_POLL_INTERVAL) => {}
                 _ = stop.wait_for(|stop| *stop) => break,
             }
             match db.sync_revocations().await {
@@ -203,6 +207,7 @@ pub async fn start(settings: Settings, clock: SharedClock) -> Result<Running> {
         }),
         clock,
         metrics: Arc::new(Metrics::default()),
+        hasher: Arc::default(),
     };
     if let Some(dir) = &clients_dir {
         let count = sync_clients_dir(&state, dir).await?;
@@ -242,7 +247,7 @@ pub async fn start(settings: Settings, clock: SharedClock) -> Result<Running> {
             if let Err(error) = maintain(&background_state).await {
                 tracing::warn!(%error, "refreshing clients and keys failed");
             }
-            if ticks.is_multiple_of(60)
+            if ticks.is_multiple_of(PURGE_EVERY)
                 && let Err(error) = purge(&background_state).await
             {
                 tracing::warn!(%error, "purging expired records failed");

@@ -4,18 +4,12 @@
 //! touches no database.
 
 use crate::AppState;
-use crate::client_auth::AuthenticatedClient;
-use crate::grant::TokenResponse;
-use crate::oauth::{ErrorCode, OAuthError};
-use crate::params::Params;
-use crate::{scope, token};
+use crate::client::AuthenticatedClient;
+use crate::oauth::{ErrorCode, OAuthError, Params, scope};
+use crate::token::{self, TokenResponse};
 
-/// Issues the token.
-pub async fn exchange(
-    state: &AppState,
-    client: &AuthenticatedClient,
-    params: &Params,
-) -> Result<TokenResponse, OAuthError> {
+/// The scopes `client` gets for the `requested` ones, or why it gets none. Pure.
+pub fn check(client: &AuthenticatedClient, requested: Option<&str>) -> Result<Vec<String>, OAuthError> {
     if client.is_public() {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -23,14 +17,53 @@ pub async fn exchange(
         ));
     }
     let effective = &client.client.effective;
-    let scopes = scope::grant(params.get("scope"), &effective.scopes, &effective.default_scopes)?;
-    let minted = token::mint(state, &client.client, &client.client.client_id, &scopes).await?;
-    Ok(TokenResponse {
-        access_token: minted.token,
-        token_type: "Bearer",
-        expires_in: minted.expires_in,
-        scope: minted.scope,
-        refresh_token: None,
-        id_token: None,
-    })
+    scope::grant(requested, &effective.scopes, &effective.default_scopes)
+}
+
+/// Issues the token.
+pub async fn exchange(
+    state: &AppState,
+    client: &AuthenticatedClient,
+    params: &Params,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
+    let scopes = check(client, params.get("scope"))?;
+    let minted = token::mint(state, &client.client, &client.client.client_id, &scopes, now).await?;
+    Ok(TokenResponse::bearer(minted))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use gatehouse_crds::AuthMethod;
+
+    use super::*;
+    use crate::grant::test_support::registration;
+
+    fn client(method: AuthMethod) -> AuthenticatedClient {
+        AuthenticatedClient {
+            client: Arc::new(registration(
+                "svc",
+                "client_secret_basic",
+                &["client_credentials"],
+                &["read", "write"],
+            )),
+            method,
+        }
+    }
+
+    #[test]
+    fn a_public_client_is_unauthorized_for_client_credentials() {
+        let error = check(&client(AuthMethod::None), None).unwrap_err();
+        assert_eq!(error.code, ErrorCode::UnauthorizedClient);
+    }
+
+    #[test]
+    fn a_confidential_client_gets_the_scopes_it_asks_for_within_its_policy() {
+        let scopes = check(&client(AuthMethod::ClientSecretBasic), Some("write")).unwrap();
+        assert_eq!(scopes, vec!["write".to_owned()]);
+        let error = check(&client(AuthMethod::ClientSecretBasic), Some("admin")).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidScope);
+    }
 }

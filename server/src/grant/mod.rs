@@ -1,23 +1,26 @@
-//! The token endpoint ([RFC 6749 §3.2](https://www.rfc-editor.org/rfc/rfc6749#section-3.2)). It reads
-//! `grant_type` itself, authenticates the client once, checks that the client is registered for the
-//! grant, and dispatches to the grant's module. A new grant is a module here, a [`Grant`] variant and
-//! one arm in [`token`]; discovery lists it from [`Grant::ALL`].
+//! The grants, one module each, and the token endpoint
+//! ([RFC 6749 §3.2](https://www.rfc-editor.org/rfc/rfc6749#section-3.2)) that dispatches to them. The
+//! endpoint reads `grant_type` itself, reads the clock once, authenticates the client once, checks
+//! that the client is registered for the grant, and calls the grant's `exchange` with that `now`.
+//!
+//! A new grant is a module here, a [`Grant`] variant and one arm in [`token`]; discovery lists it from
+//! [`Grant::ALL`]. Each grant keeps its decision ("is this code still valid") in a pure `check` with
+//! `now` passed in, and the I/O around it in `exchange`. The implicit grant ([`implicit`]) is answered
+//! at the authorization endpoint, not here.
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod implicit;
 pub mod password;
 pub mod refresh_token;
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use gatehouse_crds::GrantType;
-use serde::Serialize;
 
 use crate::AppState;
-use crate::client_auth;
-use crate::oauth::{ErrorCode, OAuthError, no_store};
-use crate::params::Form;
+use crate::client;
+use crate::oauth::{ErrorCode, Form, OAuthError};
 
 /// The grants the token endpoint implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,34 +65,6 @@ impl Grant {
     }
 }
 
-/// A successful token response ([RFC 6749 §5.1](https://www.rfc-editor.org/rfc/rfc6749#section-5.1)).
-#[derive(Clone, Debug, Serialize)]
-pub struct TokenResponse {
-    /// The access token.
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    /// Lifetime in seconds.
-    pub expires_in: i64,
-    /// Granted scopes, when any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    /// A refresh token, for the grants that issue one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    /// An OpenID Connect ID token, when `openid` was granted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
-}
-
-impl IntoResponse for TokenResponse {
-    fn into_response(self) -> Response {
-        let mut response = Json(self).into_response();
-        no_store(&mut response);
-        response
-    }
-}
-
 /// `POST /token`.
 pub async fn token(State(state): State<AppState>, form: Form) -> Result<Response, OAuthError> {
     let grant_type = form.params.required("grant_type")?;
@@ -103,8 +78,9 @@ pub async fn token(State(state): State<AppState>, form: Form) -> Result<Response
             ),
         )
     })?;
-    let presented = client_auth::presented(&form.headers, &form.params)?;
-    let client = client_auth::authenticate(&state.clients, presented, state.clock.now())?;
+    let now = state.clock.now();
+    let presented = client::presented(&form.headers, &form.params)?;
+    let client = client::authenticate(&state.clients, presented, now)?;
     if !client
         .client
         .effective
@@ -117,11 +93,33 @@ pub async fn token(State(state): State<AppState>, form: Form) -> Result<Response
         ));
     }
     let response = match grant {
-        Grant::ClientCredentials => client_credentials::exchange(&state, &client, &form.params).await?,
-        Grant::AuthorizationCode => authorization_code::exchange(&state, &client, &form.params).await?,
-        Grant::Password => password::exchange(&state, &client, &form.params).await?,
-        Grant::RefreshToken => refresh_token::exchange(&state, &client, &form.params).await?,
+        Grant::ClientCredentials => client_credentials::exchange(&state, &client, &form.params, now).await?,
+        Grant::AuthorizationCode => authorization_code::exchange(&state, &client, &form.params, now).await?,
+        Grant::Password => password::exchange(&state, &client, &form.params, now).await?,
+        Grant::RefreshToken => refresh_token::exchange(&state, &client, &form.params, now).await?,
     };
     state.metrics.token_issued(grant.name());
     Ok(response.into_response())
+}
+
+/// Registrations for the grants' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use gatehouse_crds::admin::ClientRegistration;
+
+    /// A registration of `id` authenticating with `method` (`none`, `client_secret_basic`, ...), for
+    /// `grant_types`, allowed `scopes`.
+    pub fn registration(id: &str, method: &str, grant_types: &[&str], scopes: &[&str]) -> ClientRegistration {
+        serde_json::from_value(serde_json::json!({
+            "clientId": id,
+            "tokenEndpointAuthMethod": method,
+            "effective": {
+                "grantTypes": grant_types, "scopes": scopes, "accessTokenTtlSeconds": 600,
+                "refreshTokenTtlSeconds": 3600, "authorizationCodeTtlSeconds": 60,
+                "accessTokenFormat": "jwt", "requirePKCE": true, "allowPlainPKCE": false,
+                "refreshTokenRotation": true, "firstParty": false,
+            },
+        }))
+        .expect("a valid registration")
+    }
 }

@@ -5,13 +5,13 @@
 //! password, a disabled user and a lockout are all `invalid_grant`, and an unknown user is counted
 //! like a known one, so nothing tells who exists.
 
-use crate::client_auth::AuthenticatedClient;
-use crate::db::Spend;
-use crate::grant::TokenResponse;
-use crate::oauth::{ErrorCode, OAuthError};
-use crate::params::Params;
-use crate::throttle::{self, SignIn};
-use crate::{AppState, issue, scope};
+use crate::AppState;
+use crate::client::AuthenticatedClient;
+use crate::oauth::{ErrorCode, OAuthError, Params, scope};
+use crate::store::Spend;
+use crate::token::TokenResponse;
+use crate::token::family::{self, NewGrant};
+use crate::users::throttle::{self, SignIn};
 
 /// The description of every failed sign-in.
 pub const WRONG_CREDENTIALS: &str = "the username or password is wrong";
@@ -23,29 +23,25 @@ pub async fn exchange(
     state: &AppState,
     client: &AuthenticatedClient,
     params: &Params,
+    now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let username = params.required("username")?;
     let password = params.required("password")?;
     let effective = &client.client.effective;
     let scopes = scope::grant(params.get("scope"), &effective.scopes, &effective.default_scopes)?;
-    let now = state.clock.now();
     let user = match throttle::sign_in(state, &client.client.client_id, username, password, now).await? {
         SignIn::Locked => return Err(OAuthError::new(ErrorCode::InvalidGrant, LOCKED)),
         SignIn::Refused => return Err(OAuthError::new(ErrorCode::InvalidGrant, WRONG_CREDENTIALS)),
         SignIn::User(user) => user,
     };
-    let family = issue::new_family_id()?;
-    match issue::new_grant(
-        state,
-        &client.client,
-        &user.username,
-        &scopes,
-        now,
-        &family,
-        Spend::Nothing,
-    )
-    .await?
-    {
+    let family_id = family::new_family_id();
+    let grant = NewGrant {
+        subject: &user.username,
+        scopes: &scopes,
+        auth_time: now,
+        family_id: &family_id,
+    };
+    match family::new_grant(state, &client.client, grant, Spend::Nothing, now).await? {
         Some(response) => Ok(response),
         // Only a code or a refresh token can have been spent already.
         None => Err(OAuthError::server_error()),

@@ -5,14 +5,15 @@
 //! not move with rotation. A policy may turn rotation off; the token is then reused until the family
 //! ends. A refresh of an `openid` grant carries a new ID token.
 
-use crate::client_auth::AuthenticatedClient;
-use crate::db::Spend;
-use crate::grant::TokenResponse;
-use crate::issue::{self, Family};
-use crate::oauth::{ErrorCode, OAuthError};
-use crate::params::Params;
-use crate::scope::is_scope_token;
-use crate::{AppState, oidc, token};
+use gatehouse_crds::admin::ClientRegistration;
+
+use crate::AppState;
+use crate::client::AuthenticatedClient;
+use crate::oauth::scope::is_scope_token;
+use crate::oauth::{ErrorCode, OAuthError, Params};
+use crate::store::{RefreshToken, Spend};
+use crate::token::family::{self, Family};
+use crate::token::{self, TokenResponse};
 
 /// The description of a refresh token that is unknown, expired, revoked or another client's.
 pub const INVALID: &str = "the refresh token is invalid, expired or revoked";
@@ -49,42 +50,68 @@ pub fn narrowed_scopes(requested: Option<&str>, original: &[String]) -> Result<V
     Ok(granted)
 }
 
+/// Why a presented refresh token is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown, expired, revoked, or issued to another client: `invalid_grant`.
+    Invalid,
+    /// Used before: its whole family must be revoked. `invalid_grant`.
+    Reused,
+    /// The requested scope is not within the grant: `invalid_scope`.
+    Scope(OAuthError),
+}
+
+impl From<Refusal> for OAuthError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Invalid => OAuthError::new(ErrorCode::InvalidGrant, INVALID),
+            Refusal::Reused => OAuthError::new(ErrorCode::InvalidGrant, REUSED),
+            Refusal::Scope(error) => error,
+        }
+    }
+}
+
+/// Whether `stored` may be refreshed by `client` at `now` for `requested` scopes, and with which
+/// scopes: the requested ones within the original grant, less any the client's policy no longer
+/// allows. Pure.
+pub fn check(
+    stored: &RefreshToken,
+    client: &ClientRegistration,
+    requested: Option<&str>,
+    now: i64,
+) -> Result<Vec<String>, Refusal> {
+    if stored.client_id != client.client_id || stored.revoked || now >= stored.expires_at {
+        return Err(Refusal::Invalid);
+    }
+    // The client's policy may have shrunk since the grant.
+    let still_allowed: Vec<String> = stored
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty() && client.effective.scopes.iter().any(|a| a == s))
+        .map(str::to_owned)
+        .collect();
+    let scopes = narrowed_scopes(requested, &still_allowed).map_err(Refusal::Scope)?;
+    if stored.used {
+        return Err(Refusal::Reused);
+    }
+    Ok(scopes)
+}
+
 /// Issues new tokens for a refresh token, and rotates it.
 pub async fn exchange(
     state: &AppState,
     client: &AuthenticatedClient,
     params: &Params,
+    now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = params.required("refresh_token")?;
-    let invalid = || OAuthError::new(ErrorCode::InvalidGrant, INVALID);
     if presented.len() > 512 {
-        return Err(invalid());
+        return Err(Refusal::Invalid.into());
     }
-    let now = state.clock.now();
-    let hash = token::token_hash(presented);
+    let hash = token::hash(presented);
     let Some(row) = state.db.find_refresh_token(&hash).await? else {
-        return Err(invalid());
+        return Err(Refusal::Invalid.into());
     };
-    if row.client_id != client.client.client_id || row.revoked || now >= row.expires_at {
-        return Err(invalid());
-    }
-    let original: Vec<String> = row
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    // The client's policy may have shrunk since the grant.
-    let still_allowed: Vec<String> = original
-        .iter()
-        .filter(|s| client.client.effective.scopes.contains(s))
-        .cloned()
-        .collect();
-    let scopes = narrowed_scopes(params.get("scope"), &still_allowed)?;
-    // Without rotation (the policy's `refreshTokenRotation: false`) the token stays valid until the
-    // family ends, and no new one is issued (RFC 6749 §6: the server MAY issue one). A token spent
-    // while rotation was on is still a reuse.
-    let rotate = client.client.effective.refresh_token_rotation;
     let reused = || async {
         state.db.revoke_family(&row.family_id, now).await?;
         tracing::warn!(
@@ -92,29 +119,34 @@ pub async fn exchange(
             family = %row.family_id,
             "a used refresh token was presented again; revoked its family"
         );
-        Ok::<_, OAuthError>(OAuthError::new(ErrorCode::InvalidGrant, REUSED))
+        Ok::<_, OAuthError>(OAuthError::from(Refusal::Reused))
     };
-    if row.used {
-        return Err(reused().await?);
-    }
+    let scopes = match check(&row, &client.client, params.get("scope"), now) {
+        Ok(scopes) => scopes,
+        Err(Refusal::Reused) => return Err(reused().await?),
+        Err(refusal) => return Err(refusal.into()),
+    };
     match state.db.find_user(&row.subject).await? {
         Some(user) if !user.user.disabled => {}
         _ => {
             state.db.revoke_family(&row.family_id, now).await?;
-            return Err(invalid());
+            return Err(Refusal::Invalid.into());
         }
     }
-    let pending = issue::access_token(state, &client.client, &row.subject, &scopes, &row.family_id)?;
-    let family = Family {
-        id: &row.family_id,
-        subject: &row.subject,
-        scope: &row.scope,
-        auth_time: row.auth_time,
-        expires_at: row.expires_at,
-    };
-    let (refresh, spend) = if rotate {
+    let pending = family::access_token(state, &client.client, &row.subject, &scopes, &row.family_id, now)?;
+    // Without rotation (the policy's `refreshTokenRotation: false`) the token stays valid until the
+    // family ends, and no new one is issued (RFC 6749 §6: the server MAY issue one). A token spent
+    // while rotation was on is still a reuse.
+    let (refresh, spend) = if client.client.effective.refresh_token_rotation {
+        let family = Family {
+            id: &row.family_id,
+            subject: &row.subject,
+            scope: &row.scope,
+            auth_time: row.auth_time,
+            expires_at: row.expires_at,
+        };
         (
-            Some(issue::refresh_token(state, &client.client, &family)?),
+            Some(family::refresh_token(&client.client, &family, now)),
             Spend::RefreshToken(&hash),
         )
     } else {
@@ -122,37 +154,23 @@ pub async fn exchange(
     };
     // Spending the old token and storing the new ones is one transaction. Of two concurrent
     // exchanges of one token only one can spend it; the other is a reuse.
-    if !state
-        .db
-        .store_grant(spend, &pending.record, refresh.as_ref().map(|(_, r)| r))
-        .await?
-    {
+    let Some(mut response) = family::store(state, spend, pending, refresh).await? else {
         return Err(reused().await?);
-    }
-    let minted = pending.minted;
-    let refresh_token = refresh.map(|(value, _)| value);
+    };
     // OIDC Core §12.2: a refresh of an `openid` grant returns a new ID token with the original
     // auth_time and no nonce.
-    let id_token = if scopes.iter().any(|s| s == "openid") {
-        Some(oidc::id_token(
+    if scopes.iter().any(|s| s == "openid") {
+        response.id_token = Some(token::id_token::id_token(
             state,
             &client.client,
             &row.subject,
             None,
             row.auth_time,
-            &minted.token,
-        )?)
-    } else {
-        None
-    };
-    Ok(TokenResponse {
-        access_token: minted.token,
-        token_type: "Bearer",
-        expires_in: minted.expires_in,
-        scope: minted.scope,
-        refresh_token,
-        id_token,
-    })
+            &response.access_token,
+            now,
+        )?);
+    }
+    Ok(response)
 }
 
 #[cfg(test)]
@@ -177,6 +195,56 @@ mod tests {
             narrowed_scopes(Some("b"), &list(&["a", "b"])).unwrap(),
             list(&["b"])
         );
+    }
+
+    fn stored(scope: &str) -> RefreshToken {
+        RefreshToken {
+            token_hash: "h".to_owned(),
+            family_id: "f".to_owned(),
+            client_id: "web".to_owned(),
+            subject: "alice".to_owned(),
+            scope: scope.to_owned(),
+            auth_time: 0,
+            issued_at: 0,
+            expires_at: 100,
+            used: false,
+            revoked: false,
+        }
+    }
+
+    fn client(id: &str, scopes: &[&str]) -> ClientRegistration {
+        crate::grant::test_support::registration(id, "none", &["refresh_token"], scopes)
+    }
+
+    #[test]
+    fn a_live_token_keeps_the_scopes_its_client_still_may_have() {
+        let scopes = check(&stored("a b c"), &client("web", &["a", "c"]), None, 99).unwrap();
+        assert_eq!(scopes, list(&["a", "c"]));
+    }
+
+    #[test]
+    fn an_expired_revoked_or_foreign_token_is_invalid() {
+        let web = client("web", &["a"]);
+        assert_eq!(check(&stored("a"), &web, None, 100), Err(Refusal::Invalid));
+        let mut revoked = stored("a");
+        revoked.revoked = true;
+        assert_eq!(check(&revoked, &web, None, 0), Err(Refusal::Invalid));
+        assert_eq!(
+            check(&stored("a"), &client("evil", &["a"]), None, 0),
+            Err(Refusal::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_used_token_is_a_reuse_but_a_wider_scope_is_told_first() {
+        let mut used = stored("a");
+        used.used = true;
+        let web = client("web", &["a", "b"]);
+        assert_eq!(check(&used, &web, None, 0), Err(Refusal::Reused));
+        let Err(Refusal::Scope(error)) = check(&used, &web, Some("b"), 0) else {
+            panic!("a wider scope must be refused as invalid_scope");
+        };
+        assert_eq!(error.code, ErrorCode::InvalidScope);
     }
 
     #[test]

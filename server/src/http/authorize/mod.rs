@@ -16,17 +16,23 @@ use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use gatehouse_crds::GrantType;
 use gatehouse_crds::admin::ClientRegistration;
 use subtle::ConstantTimeEq;
 
-use crate::db::{AuthorizationCode, Session, Spend};
-use crate::oauth::ErrorCode;
-use crate::params::{Form, Params};
-use crate::pkce::{self, Method};
-use crate::throttle::{self, SignIn};
-use crate::{AppState, issue, scope, token};
+use crate::grant::authorization_code::{self, CodeGrant};
+use crate::grant::implicit;
+use crate::oauth::pkce::{self, Method};
+use crate::oauth::{ErrorCode, Form, Params, scope};
+use crate::store::Session;
+use crate::users::throttle::{self, SignIn};
+use crate::{AppState, token};
+
+mod pages;
+
+pub use pages::escape;
+use pages::{allow_form_redirect_to, error_page, forbidden_form, html, page_headers};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "gatehouse_session";
@@ -57,91 +63,6 @@ struct AuthzRequest {
     carried: String,
 }
 
-fn page_headers(response: &mut Response) {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-        ),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-}
-
-/// The CSP source that matches a redirect URI: its origin (`https://app.example.com:8443`), or its
-/// scheme for a private-use URI scheme (`com.example.app:`, RFC 8252). `None` for anything that
-/// could break out of the header's grammar.
-fn csp_source(redirect_uri: &str) -> Option<String> {
-    let (scheme, rest) = redirect_uri.split_once(':')?;
-    let source = match rest.strip_prefix("//") {
-        Some(after) => {
-            let authority = after.split(['/', '?', '#']).next().unwrap_or_default();
-            format!("{scheme}://{authority}")
-        }
-        None => format!("{scheme}:"),
-    };
-    let safe = source
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.' | '-' | '+' | '[' | ']'));
-    safe.then_some(source)
-}
-
-/// Lets the forms of a login or consent page end at the client: browsers apply `form-action` to
-/// every redirect that follows a form's submission, so `'self'` alone would stop the final redirect
-/// to the client's `redirect_uri`.
-fn allow_form_redirect_to(response: &mut Response, redirect_uri: &str) {
-    let Some(source) = csp_source(redirect_uri) else {
-        return;
-    };
-    let policy = format!(
-        "frame-ancestors 'none'; default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {source}"
-    );
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-}
-
-/// Escapes text for HTML.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn html(status: StatusCode, title: &str, body: &str) -> Response {
-    let document = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head><body><main><h1>{title}</h1>{body}</main></body></html>\n",
-        title = escape(title),
-    );
-    let mut response = (status, Html(document)).into_response();
-    page_headers(&mut response);
-    response
-}
-
-/// The error page: shown instead of redirecting when the client or redirect_uri can't be trusted.
-fn error_page(description: &str) -> Response {
-    html(
-        StatusCode::BAD_REQUEST,
-        "Sign-in request refused",
-        &format!("<p role=\"alert\">{}</p>", escape(description)),
-    )
-}
-
 fn redirect(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
@@ -169,10 +90,10 @@ fn redirect_error(
     uri: &str,
     response_type: ResponseType,
     state: Option<&str>,
-    error: &str,
+    error: ErrorCode,
     description: &str,
 ) -> Response {
-    let mut pairs = vec![("error", error), ("error_description", description)];
+    let mut pairs = vec![("error", error.as_str()), ("error_description", description)];
     if let Some(state) = state {
         pairs.push(("state", state));
     }
@@ -204,13 +125,7 @@ fn check(state: &AppState, raw: &str) -> Result<AuthzRequest, Response> {
     };
     let state_param = params.get("state").map(str::to_owned);
     let fail = |rt: ResponseType, code: ErrorCode, description: &str| {
-        redirect_error(
-            &redirect_uri,
-            rt,
-            state_param.as_deref(),
-            code.as_str(),
-            description,
-        )
+        redirect_error(&redirect_uri, rt, state_param.as_deref(), code, description)
     };
     let response_type = match params.get("response_type") {
         Some("code") => ResponseType::Code,
@@ -332,17 +247,14 @@ fn set_cookie(state: &AppState, response: &mut Response, name: &str, value: &str
     }
 }
 
-async fn session(state: &AppState, headers: &HeaderMap) -> crate::Result<Option<Session>> {
+async fn session(state: &AppState, headers: &HeaderMap, now: i64) -> crate::Result<Option<Session>> {
     let Some(value) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
     if value.len() > 128 {
         return Ok(None);
     }
-    state
-        .db
-        .find_session(&token::token_hash(value), state.clock.now())
-        .await
+    state.db.find_session(&token::hash(value), now).await
 }
 
 fn csrf_ok(headers: &HeaderMap, form: &Params) -> bool {
@@ -358,7 +270,7 @@ fn csrf_ok(headers: &HeaderMap, form: &Params) -> bool {
 fn csrf_token(headers: &HeaderMap) -> crate::Result<(String, bool)> {
     match cookie(headers, CSRF_COOKIE) {
         Some(value) if value.len() == 43 => Ok((value.to_owned(), false)),
-        _ => Ok((token::random_token()?, true)),
+        _ => Ok((token::random(), true)),
     }
 }
 
@@ -447,30 +359,25 @@ fn consent_page(
 }
 
 /// Issues the code or token and redirects back to the client.
-async fn complete(state: &AppState, request: &AuthzRequest, session: &Session) -> crate::Result<Response> {
-    let now = state.clock.now();
-    let family_id = issue::new_family_id()?;
+async fn complete(
+    state: &AppState,
+    request: &AuthzRequest,
+    session: &Session,
+    now: i64,
+) -> crate::Result<Response> {
     let state_param = request.state.as_deref();
     match request.response_type {
         ResponseType::Code => {
-            let code = token::random_token()?;
-            state
-                .db
-                .insert_code(&AuthorizationCode {
-                    code_hash: token::token_hash(&code),
-                    family_id,
-                    client_id: request.client.client_id.clone(),
-                    redirect_uri: request.redirect_uri.clone(),
-                    username: session.username.clone(),
-                    scope: request.scopes.join(" "),
-                    code_challenge: request.challenge.as_ref().map(|(c, _)| c.clone()),
-                    code_challenge_method: request.challenge.as_ref().map(|(_, m)| m.as_str().to_owned()),
-                    auth_time: session.auth_time,
-                    expires_at: now + request.client.effective.authorization_code_ttl_seconds,
-                    used: false,
-                    nonce: request.nonce.clone(),
-                })
-                .await?;
+            let grant = CodeGrant {
+                client: &request.client,
+                redirect_uri: &request.redirect_uri,
+                username: &session.username,
+                scopes: &request.scopes,
+                challenge: request.challenge.as_ref().map(|(c, m)| (c.as_str(), *m)),
+                nonce: request.nonce.as_deref(),
+                auth_time: session.auth_time,
+            };
+            let code = authorization_code::issue_code(state, &grant, now).await?;
             let mut pairs = vec![("code", code.as_str())];
             if let Some(s) = state_param {
                 pairs.push(("state", s));
@@ -482,18 +389,8 @@ async fn complete(state: &AppState, request: &AuthzRequest, session: &Session) -
             )))
         }
         ResponseType::Token => {
-            let pending = issue::access_token(
-                state,
-                &request.client,
-                &session.username,
-                &request.scopes,
-                &family_id,
-            )?;
-            state
-                .db
-                .store_grant(Spend::Nothing, &pending.record, None)
-                .await?;
-            let minted = pending.minted;
+            let minted =
+                implicit::issue(state, &request.client, &session.username, &request.scopes, now).await?;
             let expires_in = minted.expires_in.to_string();
             let mut pairs = vec![
                 ("access_token", minted.token.as_str()),
@@ -515,12 +412,17 @@ async fn complete(state: &AppState, request: &AuthzRequest, session: &Session) -
     }
 }
 
-async fn proceed(state: &AppState, headers: &HeaderMap, request: &AuthzRequest) -> crate::Result<Response> {
+async fn proceed(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &AuthzRequest,
+    now: i64,
+) -> crate::Result<Response> {
     let has = |p: &str| request.prompt.iter().any(|x| x == p);
     let session = if has("login") {
         None
     } else {
-        session(state, headers).await?
+        session(state, headers, now).await?
     };
     let Some(session) = session else {
         if has("none") {
@@ -528,7 +430,7 @@ async fn proceed(state: &AppState, headers: &HeaderMap, request: &AuthzRequest) 
                 &request.redirect_uri,
                 request.response_type,
                 request.state.as_deref(),
-                "login_required",
+                ErrorCode::LoginRequired,
                 "the user is not signed in",
             ));
         }
@@ -549,13 +451,13 @@ async fn proceed(state: &AppState, headers: &HeaderMap, request: &AuthzRequest) 
                 &request.redirect_uri,
                 request.response_type,
                 request.state.as_deref(),
-                "consent_required",
+                ErrorCode::ConsentRequired,
                 "the user has not consented to these scopes",
             ));
         }
         return consent_page(state, headers, request, &session.username);
     }
-    complete(state, request, &session).await
+    complete(state, request, &session, now).await
 }
 
 fn internal(error: crate::Error) -> Response {
@@ -578,15 +480,10 @@ pub async fn authorize(
         Ok(request) => request,
         Err(response) => return response,
     };
-    proceed(&state, &headers, &request).await.unwrap_or_else(internal)
-}
-
-fn forbidden_form() -> Response {
-    html(
-        StatusCode::FORBIDDEN,
-        "Form expired",
-        "<p role=\"alert\">The form expired or was not sent from this site. Go back to the application and start again.</p>",
-    )
+    let now = state.clock.now();
+    proceed(&state, &headers, &request, now)
+        .await
+        .unwrap_or_else(internal)
 }
 
 /// `POST /login`.
@@ -632,14 +529,14 @@ pub async fn login(State(state): State<AppState>, form: Form) -> Response {
             }
             SignIn::User(user) => user,
         };
-        let value = token::random_token()?;
+        let value = token::random();
         let session = Session {
             username: user.username,
             auth_time: now,
         };
         state
             .db
-            .insert_session(&token::token_hash(&value), &session, now + SESSION_TTL)
+            .insert_session(&token::hash(&value), &session, now + SESSION_TTL)
             .await?;
         let mut response = redirect(&format!("/authorize?{}", request.carried));
         set_cookie(&state, &mut response, SESSION_COOKIE, &value, SESSION_TTL);
@@ -659,7 +556,8 @@ pub async fn consent(State(state): State<AppState>, form: Form) -> Response {
         Err(response) => return response,
     };
     let result = async {
-        let Some(session) = session(&state, &form.headers).await? else {
+        let now = state.clock.now();
+        let Some(session) = session(&state, &form.headers, now).await? else {
             return login_page(
                 &state,
                 &form.headers,
@@ -673,82 +571,19 @@ pub async fn consent(State(state): State<AppState>, form: Form) -> Response {
                 &request.redirect_uri,
                 request.response_type,
                 request.state.as_deref(),
-                ErrorCode::AccessDenied.as_str(),
+                ErrorCode::AccessDenied,
                 "the user denied the request",
             ));
         }
         state
             .db
-            .insert_consent(
-                &session.username,
-                &request.client.client_id,
-                &request.scopes,
-                state.clock.now(),
-            )
+            .insert_consent(&session.username, &request.client.client_id, &request.scopes, now)
             .await?;
-        complete(&state, &request, &session).await
+        complete(&state, &request, &session, now).await
     }
     .await;
     result.unwrap_or_else(internal)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_csp_source_of_a_redirect_uri_is_its_origin_or_private_scheme() {
-        assert_eq!(
-            csp_source("https://app.example.com:8443/cb?x=1#f").as_deref(),
-            Some("https://app.example.com:8443")
-        );
-        assert_eq!(
-            csp_source("http://127.0.0.1:3000").as_deref(),
-            Some("http://127.0.0.1:3000")
-        );
-        assert_eq!(
-            csp_source("http://[::1]:3000/cb").as_deref(),
-            Some("http://[::1]:3000")
-        );
-        assert_eq!(
-            csp_source("com.example.app:/oauth2redirect").as_deref(),
-            Some("com.example.app:")
-        );
-        assert_eq!(csp_source("https://evil.example; script-src *"), None);
-        assert_eq!(csp_source("no-scheme"), None);
-    }
-
-    #[test]
-    fn only_a_plain_http_loopback_issuer_goes_without_secure_cookies() {
-        assert!(insecure_issuer("http://localhost:8080"));
-        assert!(insecure_issuer("http://127.0.0.1:8080/base"));
-        assert!(insecure_issuer("http://[::1]:8080"));
-        assert!(!insecure_issuer("https://localhost:8080"));
-        assert!(!insecure_issuer("http://example.com"));
-        assert!(!insecure_issuer("http://localhost.example.com"));
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-    }
-
-    #[test]
-    fn codes_go_in_the_query_and_tokens_in_the_fragment() {
-        assert_eq!(
-            redirect_with(
-                "https://app/cb?x=1",
-                ResponseType::Code,
-                &[("code", "c"), ("state", "s 1")]
-            ),
-            "https://app/cb?x=1&code=c&state=s+1"
-        );
-        assert_eq!(
-            redirect_with("https://app/cb", ResponseType::Token, &[("access_token", "t")]),
-            "https://app/cb#access_token=t"
-        );
-    }
-}
+mod tests;

@@ -67,11 +67,11 @@ impl std::fmt::Debug for RevocationView {
 
 impl RevocationView {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
-        crate::read_lock(&self.snapshot)
+        crate::sync::read_lock(&self.snapshot)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Snapshot> {
-        crate::write_lock(&self.snapshot)
+        crate::sync::write_lock(&self.snapshot)
     }
 
     /// Whether a token issued to `client_id` at `issued_at` (a JWT with its `jti`) is revoked, as of

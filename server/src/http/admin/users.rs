@@ -18,9 +18,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::admin::ADMIN_BODY_LIMIT;
+use crate::http::admin::ADMIN_BODY_LIMIT;
 use crate::oauth::OAuthError;
-use crate::params::read_body;
+use crate::oauth::params::read_body;
 use crate::users::{self, User};
 
 fn not_found(username: &str) -> Response {
@@ -44,9 +44,11 @@ async fn json_body<T: for<'de> Deserialize<'de>>(request: Request) -> Result<T, 
     })
 }
 
-async fn hash(password: String) -> Result<String, OAuthError> {
+async fn hash(state: &AppState, password: String) -> Result<String, OAuthError> {
     users::check_password(&password).map_err(OAuthError::invalid_request)?;
-    let hashed = users::hashing(move || users::hash_password(&password))
+    let hashed = state
+        .hasher
+        .run(move || users::hash_password(&password))
         .await
         .ok_or_else(OAuthError::server_error)??;
     Ok(hashed)
@@ -83,7 +85,7 @@ pub async fn create_user(State(state): State<AppState>, request: Request) -> Res
         email,
     } = json_body(request).await?;
     users::check_username(&username).map_err(OAuthError::invalid_request)?;
-    let password_hash = hash(password).await?;
+    let password_hash = hash(&state, password).await?;
     let now = state.clock.now();
     let user = User {
         username,
@@ -122,7 +124,7 @@ pub async fn set_password(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let NewPassword { password } = json_body(request).await?;
-    let password_hash = hash(password).await?;
+    let password_hash = hash(&state, password).await?;
     if !state
         .db
         .set_user_password(&username, &password_hash, state.clock.now())

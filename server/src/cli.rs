@@ -12,9 +12,9 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 
 use crate::clock::SystemClock;
-use crate::db::Backend;
 use crate::keys::{Kek, SigningAlg};
 use crate::server::{self, Settings};
+use crate::store::Backend;
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -159,7 +159,7 @@ fn standalone_kek(database_url: &str) -> anyhow::Result<[u8; 32]> {
     if kek_file.exists() {
         return Ok(Kek::decode(&read_trimmed(&kek_file)?)?);
     }
-    let encoded = Kek::generate_encoded()?;
+    let encoded = Kek::generate_encoded();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -3,10 +3,44 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use serde::Serialize;
+
 use super::Db;
 use crate::Result;
-use crate::throttle::Record;
-use crate::users::User;
+
+/// A user as the admin API shows it: never the password or its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// The name signed in with; also the `sub` of the user's tokens.
+    pub username: String,
+    /// Display name, the OIDC `name` claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The OIDC `email` claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A disabled user can't sign in, and their refresh tokens were revoked.
+    pub disabled: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// The failed sign-in counter of one throttle key (see [`crate::users::throttle`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThrottleRecord {
+    /// Failures in the current window.
+    pub failures: i64,
+    /// When the current window started.
+    pub window_start: i64,
+    /// Until when the key is locked (0 or past: not locked).
+    pub locked_until: i64,
+}
+
+/// The name the throttle uses.
+type Record = ThrottleRecord;
 
 /// A user as stored, with the password hash that never leaves the server.
 #[derive(Clone)]

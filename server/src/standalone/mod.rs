@@ -277,7 +277,7 @@ fn register(
                 ));
             }
             None => {
-                let secret = token::random_token()?;
+                let secret = token::random();
                 let file = write_secret(dir, client, &registration, &secret_name, &secret, issuer)?;
                 tracing::info!(client_id = %client_id, file = %file.display(), "generated a client secret");
                 generated.push(file);
@@ -345,9 +345,11 @@ fn write_secret(
     if !template.annotations.is_empty() {
         manifest["metadata"]["annotations"] = json!(template.annotations);
     }
-    let yaml =
-        serde_yaml::to_string(&manifest).map_err(|e| Error::Config(format!("rendering a Secret: {e}")))?;
     let path = dir.join(format!("{secret_name}.secret.yaml"));
+    let yaml = serde_yaml::to_string(&manifest).map_err(|source| Error::RenderSecret {
+        path: path.clone(),
+        source,
+    })?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -9,18 +9,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::oauth::{ErrorCode, OAuthError, no_store};
-use crate::params::Form;
+use crate::oauth::{ErrorCode, Form, OAuthError, no_store};
 use crate::token::Found;
-use crate::{AppState, client_auth, token};
+use crate::{AppState, client, token};
 
 /// `POST /revoke`.
 pub async fn revoke(State(state): State<AppState>, form: Form) -> Result<Response, OAuthError> {
-    let presented = client_auth::presented(&form.headers, &form.params)?;
+    let presented = client::presented(&form.headers, &form.params)?;
     let now = state.clock.now();
-    let caller = client_auth::authenticate(&state.clients, presented, now)?;
+    let caller = client::authenticate(&state.clients, presented, now)?;
     let token = form.params.required("token")?;
-    let found = token::find(&state, token).await?;
+    let found = token::find(&state, token, now).await?;
     if let Some(owner) = found.client_id()
         && owner != caller.client.client_id
     {

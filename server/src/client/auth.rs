@@ -13,9 +13,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use gatehouse_crds::AuthMethod;
 use gatehouse_crds::admin::ClientRegistration;
 
-use crate::clients::{ClientCache, secret_matches};
+use crate::client::registry::{ClientCache, secret_matches};
 use crate::oauth::OAuthError;
-use crate::params::Params;
+use crate::oauth::params::Params;
 
 /// The credentials a request carries, before they are checked.
 #[derive(Clone, PartialEq, Eq)]

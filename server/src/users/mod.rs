@@ -1,97 +1,22 @@
 //! Users: the people who sign in on the login page and with the password grant. Passwords are hashed
 //! with argon2id at OWASP's minimum cost (19 MiB, two passes, one lane) and never stored, logged or
-//! returned. Users come from the admin API ([`crate::admin_users`]) or from a file written by hand
+//! returned. Users come from the admin API ([`crate::http::admin::users`]) or from a file written by hand
 //! (`--users-file`, see [`UsersFile`]).
 
 use std::path::Path;
-use std::sync::{LazyLock, OnceLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use serde::{Deserialize, Serialize};
+use argon2::password_hash::PasswordHash;
+use serde::Deserialize;
 
+pub mod throttle;
+
+pub use crate::password::{
+    ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, ARGON2_PARALLELISM, Hasher, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN,
+    hash_password, verify_password,
+};
+
+pub use crate::store::User;
 use crate::{AppState, Error, Result};
-
-/// argon2id memory cost in KiB (OWASP's minimum).
-pub const ARGON2_MEMORY_KIB: u32 = 19_456;
-/// argon2id passes.
-pub const ARGON2_ITERATIONS: u32 = 2;
-/// argon2id lanes.
-pub const ARGON2_PARALLELISM: u32 = 1;
-/// The shortest password accepted.
-pub const MIN_PASSWORD_LEN: usize = 8;
-/// The longest password accepted (hashing is the cost, not the length, but keep bodies sane).
-pub const MAX_PASSWORD_LEN: usize = 1024;
-
-/// A user as the admin API shows it: never the password or its hash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    /// The name signed in with; also the `sub` of the user's tokens.
-    pub username: String,
-    /// Display name, the OIDC `name` claim.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The OIDC `email` claim.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    /// A disabled user can't sign in, and their refresh tokens were revoked.
-    pub disabled: bool,
-    /// Creation time.
-    pub created_at: i64,
-    /// Last change.
-    pub updated_at: i64,
-}
-
-fn hasher() -> Result<Argon2<'static>> {
-    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, None)
-        .map_err(|_| Error::Crypto("argon2 parameters"))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-}
-
-/// Hashes a password as an argon2id PHC string with a random 128-bit salt.
-pub fn hash_password(password: &str) -> Result<String> {
-    let mut salt = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut salt).map_err(|_| Error::Crypto("random"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|_| Error::Crypto("argon2 salt"))?;
-    let hash = hasher()?
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|_| Error::Crypto("argon2 hashing"))?;
-    Ok(hash.to_string())
-}
-
-/// Whether `password` matches a PHC string. The parameters are read from the string.
-pub fn verify_password(phc: &str, password: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(phc) else {
-        return false;
-    };
-    Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok()
-}
-
-/// A hash to verify against when the user does not exist, so that an unknown username takes as long
-/// as a wrong password.
-fn decoy_hash() -> Option<&'static str> {
-    static DECOY: OnceLock<Option<String>> = OnceLock::new();
-    DECOY
-        .get_or_init(|| hash_password("decoy password for unknown users").ok())
-        .as_deref()
-}
-
-/// At most one argon2 computation per CPU at a time. Each takes 19 MiB and a core's worth of work;
-/// without a bound, a burst of sign-ins (or of guesses) would queue unbounded blocking threads and
-/// memory, and slow every request behind them.
-static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
-});
-
-/// Runs an argon2 computation on the blocking pool, once one of [`HASHING`]'s permits is free.
-/// `None` if the computation panicked.
-pub async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let _permit = HASHING.acquire().await.ok()?;
-    tokio::task::spawn_blocking(work).await.ok()
-}
 
 /// Checks a sign-in off the async threads. Returns the user when the password is right and the user
 /// is enabled; an unknown user costs one hash verification all the same.
@@ -99,10 +24,12 @@ pub async fn authenticate(state: &AppState, username: &str, password: &str) -> R
     let stored = state.db.find_user(username).await?;
     let phc = match &stored {
         Some(s) => Some(s.password_hash.clone()),
-        None => decoy_hash().map(str::to_owned),
+        None => state.hasher.decoy().map(str::to_owned),
     };
     let password = password.to_owned();
-    let matches = hashing(move || phc.is_some_and(|phc| verify_password(&phc, &password)))
+    let matches = state
+        .hasher
+        .run(move || phc.is_some_and(|phc| verify_password(&phc, &password)))
         .await
         .unwrap_or(false);
     Ok(stored.filter(|s| matches && !s.user.disabled).map(|s| s.user))

@@ -22,7 +22,7 @@ mod users;
 pub use authz::{AuthorizationCode, Session};
 pub use grants::{FamilyAccess, RefreshToken, Spend};
 pub use revocations::POLL_INTERVAL as REVOCATIONS_POLL_INTERVAL;
-pub use users::StoredUser;
+pub use users::{StoredUser, ThrottleRecord, User};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -61,7 +61,6 @@ pub struct Db {
     /// 100 ms between tries. Writers queue for this pool instead, in order, without sleeping. On
     /// PostgreSQL it is the same pool as `pool`.
     writer: AnyPool,
-    backend: Backend,
     /// Revoked JWTs and client-wide marks, for introspection without a round trip.
     revocations: Arc<revocations::RevocationView>,
 }
@@ -193,16 +192,10 @@ impl Db {
         let db = Self {
             pool,
             writer,
-            backend,
             revocations: Arc::default(),
         };
         db.sync_revocations().await?;
         Ok(db)
-    }
-
-    /// Which backend this is.
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     /// Closes every connection (SQLite checkpoints its WAL).

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::Result;
-use crate::db::Db;
+use crate::store::Db;
 
 #[derive(Default)]
 struct Snapshot {
@@ -41,11 +41,11 @@ impl ClientCache {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
-        crate::read_lock(&self.snapshot)
+        crate::sync::read_lock(&self.snapshot)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Snapshot> {
-        crate::write_lock(&self.snapshot)
+        crate::sync::write_lock(&self.snapshot)
     }
 
     /// Replaces the cache with what the database holds.

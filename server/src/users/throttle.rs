@@ -4,6 +4,7 @@
 //! one, so a lockout tells nothing about who exists. The rule is pure ([`after_failure`],
 //! [`is_locked`]); [`check`] and [`fail`] do the storage around it.
 
+pub use crate::store::ThrottleRecord as Record;
 use crate::{AppState, Result};
 
 /// How many failures within how long lock a key, and for how long.
@@ -30,17 +31,6 @@ pub const PER_CLIENT: Limit = Limit {
     window: 900,
     lockout: 900,
 };
-
-/// The counter of one key.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Record {
-    /// Failures in the current window.
-    pub failures: i64,
-    /// When the current window started.
-    pub window_start: i64,
-    /// Until when the key is locked (0 or past: not locked).
-    pub locked_until: i64,
-}
 
 /// Whether the key is locked at `now`.
 pub fn is_locked(record: Option<&Record>, now: i64) -> bool {

@@ -22,7 +22,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::db::{Db, StoredKey};
+use crate::store::{Db, StoredKey};
 use crate::{Error, Result};
 
 /// The JWS algorithm access tokens are signed with.
@@ -93,10 +93,8 @@ impl Kek {
     }
 
     /// A fresh random key, base64-encoded.
-    pub fn generate_encoded() -> Result<String> {
-        let mut bytes = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Crypto("random"))?;
-        Ok(STANDARD.encode(bytes))
+    pub fn generate_encoded() -> String {
+        gatehouse_crds::random::key_base64()
     }
 
     fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {

@@ -2,6 +2,8 @@
 //! Every route needs `Authorization: Bearer <admin token>`, compared in constant time. Documents are
 //! [`ClientRegistration`]s from gatehouse-crds; an invalid one gets 400 naming the field.
 
+pub mod users;
+
 use axum::Json;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
@@ -15,8 +17,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
+use crate::oauth::params::read_body;
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::params::read_body;
 use crate::token::REGISTERED_CLAIMS;
 
 /// Largest admin document accepted.

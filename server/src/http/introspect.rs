@@ -7,22 +7,21 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::oauth::{OAuthError, no_store};
-use crate::params::Form;
-use crate::{AppState, client_auth, token};
+use crate::oauth::{Form, OAuthError, no_store};
+use crate::{AppState, client, token};
 
 /// `POST /introspect`.
 pub async fn introspect(State(state): State<AppState>, form: Form) -> Result<Response, OAuthError> {
-    let presented = client_auth::presented(&form.headers, &form.params)?;
+    let presented = client::presented(&form.headers, &form.params)?;
     let now = state.clock.now();
-    let caller = client_auth::authenticate(&state.clients, presented, now)?;
+    let caller = client::authenticate(&state.clients, presented, now)?;
     if caller.is_public() {
         return Err(OAuthError::invalid_client(
             "introspection requires a confidential client",
         ));
     }
     let token = form.params.required("token")?;
-    let found = token::find(&state, token).await?;
+    let found = token::find(&state, token, now).await?;
     let body = match token::active_claims(&state, &found, now).await? {
         Some(claims) => serde_json::Value::Object(claims),
         None => json!({"active": false}),

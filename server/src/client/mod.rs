@@ -1,0 +1,8 @@
+//! OAuth clients as the server knows them: the in-memory registry of registrations ([`registry`]) and
+//! client authentication at the token, introspection and revocation endpoints ([`auth`]).
+
+pub mod auth;
+pub mod registry;
+
+pub use auth::{AuthenticatedClient, Presented, authenticate, presented};
+pub use registry::ClientCache;
