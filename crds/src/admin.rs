@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{AuthMethod, EffectiveSettings, GrantType};
+use crate::{AuthMethod, EffectiveSettings, GrantType, OAuthClient, resolve::Resolution};
 
 /// Prefix of every admin route.
 pub const PREFIX: &str = "/admin/v1";
@@ -81,6 +81,25 @@ pub fn secret_digest(secret: &str) -> String {
 }
 
 impl ClientRegistration {
+    /// The registration of `client` with the settings `resolution` worked out for it, authenticated by
+    /// `secrets`. `source` says where the client was declared (see [`ClientRegistration::source`]).
+    pub fn of(
+        client: &OAuthClient,
+        resolution: &Resolution,
+        source: String,
+        secrets: Vec<SecretDigest>,
+    ) -> Self {
+        Self {
+            client_id: client.client_id(),
+            source: Some(source),
+            display_name: client.spec.display_name.clone(),
+            token_endpoint_auth_method: client.spec.auth_method(),
+            redirect_uris: client.spec.redirect_uris.clone(),
+            effective: resolution.effective.clone(),
+            secrets,
+        }
+    }
+
     /// Checks the rules the server relies on. The CRD schema already enforces most of them in a
     /// cluster; the admin API checks again because it is also reachable without one.
     pub fn validate(&self) -> Result<(), FieldError> {
@@ -208,6 +227,30 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_registration_carries_the_client_its_resolution_and_its_secrets() {
+        let client = crate::OAuthClient::test("spa")
+            .in_namespace("team-a")
+            .public()
+            .with_grants(&[GrantType::AuthorizationCode])
+            .with_redirect_uris(&["http://localhost:3000/cb"]);
+        let resolution = crate::resolve(&client, &[]).unwrap();
+        let registration = ClientRegistration::of(&client, &resolution, "team-a/spa".into(), Vec::new());
+        assert_eq!(
+            registration,
+            ClientRegistration {
+                client_id: "spa.team-a".into(),
+                source: Some("team-a/spa".into()),
+                display_name: None,
+                token_endpoint_auth_method: AuthMethod::None,
+                redirect_uris: vec!["http://localhost:3000/cb".into()],
+                effective: resolution.effective.clone(),
+                secrets: Vec::new(),
+            }
+        );
+        assert_eq!(registration.validate(), Ok(()));
+    }
 
     #[test]
     fn secret_digest_is_lower_case_hex_sha256() {

@@ -5,9 +5,14 @@
 //! - [`resolve`] works out a client's effective settings from the policies that select it. It is pure,
 //!   so the operator and the standalone server enforce exactly the same rules.
 //! - [`admin`] holds the documents the operator sends to the server's admin API.
+//! - [`credentials`] is the layout of a client's credentials Secret, which the operator and the
+//!   standalone server both write.
 
 pub mod admin;
+#[cfg(any(test, feature = "test-builders"))]
+mod builders;
 pub mod client;
+pub mod credentials;
 pub mod duration;
 pub mod policy;
 pub mod random;

@@ -1,7 +1,7 @@
 //! Command-line flags. Every flag can also be set from the environment (`GATEHOUSE_OPERATOR_*`), which
 //! is how the Helm chart fills them.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -90,6 +90,11 @@ pub struct Args {
         default_value = "0.0.0.0:9090"
     )]
     metrics_listen: SocketAddr,
+
+    /// End-to-end tests only: a file holding whole seconds to add to the system time, read on every
+    /// clock read, so that a test can end a grace period without waiting for it. Hidden from --help.
+    #[arg(long, env = "GATEHOUSE_OPERATOR_CLOCK_OFFSET_FILE", hide = true)]
+    clock_offset_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -112,6 +117,7 @@ impl Args {
             leader_election,
             lease_duration,
             metrics_listen,
+            clock_offset_file,
         } = self;
         let namespace = namespace
             .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
@@ -141,6 +147,7 @@ impl Args {
             lease_duration,
             identity: crate::leader::default_identity(),
             metrics_listen: Some(metrics_listen),
+            clock_offset_file,
         };
         let client = kube::Client::try_default()
             .await

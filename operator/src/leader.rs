@@ -11,10 +11,9 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
 };
 use kube::{Api, api::PostParams};
-use rand::RngCore as _;
 use tracing::{info, warn};
 
-use crate::{Config, Error, Result, metrics::Metrics};
+use crate::{Config, Error, Result, clock::SharedClock, metrics::Metrics};
 
 /// Name of the Lease.
 pub const LEASE_NAME: &str = "gatehouse-operator";
@@ -58,21 +57,20 @@ pub fn default_identity() -> String {
     let base = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "gatehouse-operator".to_owned());
-    let mut suffix = [0u8; 4];
-    rand::rng().fill_bytes(&mut suffix);
-    format!("{base}-{}", hex::encode(suffix))
+    format!("{base}-{}", hex::encode(gatehouse_crds::random::bytes::<4>()))
 }
 
 struct Elector {
     api: Api<Lease>,
     me: String,
     duration_secs: i32,
+    clock: SharedClock,
 }
 
 impl Elector {
     /// One attempt: returns whether this replica holds the Lease afterwards.
     async fn try_acquire_or_renew(&self) -> Result<bool> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let current = self.api.get_opt(LEASE_NAME).await.map_err(Error::Lease)?;
         let decision = decide(current.as_ref().and_then(|l| l.spec.as_ref()), &self.me, now);
         let result = match (decision, current) {
@@ -145,6 +143,7 @@ pub async fn lead(
     client: kube::Client,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
+    clock: SharedClock,
     shutdown: impl Future<Output = ()> + Clone + Send,
     work: impl Future<Output = Result<()>>,
 ) -> Result<()> {
@@ -153,6 +152,7 @@ pub async fn lead(
         api: Api::namespaced(client, &config.namespace),
         me: config.identity.clone(),
         duration_secs: i32::try_from(duration.as_secs()).unwrap_or(15).max(1),
+        clock,
     };
     let retry = duration / 3;
     info!(identity = %elector.me, "waiting for the leader lease");

@@ -7,6 +7,7 @@
 pub mod admin;
 mod args;
 pub mod client;
+pub mod clock;
 pub mod conditions;
 pub mod leader;
 pub mod memo;
@@ -19,6 +20,7 @@ pub mod server_deployment;
 use std::{
     collections::HashMap,
     net::SocketAddr,
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -62,6 +64,9 @@ pub struct Config {
     pub identity: String,
     /// Where to serve /metrics, /healthz and /readyz; `None` serves nothing.
     pub metrics_listen: Option<SocketAddr>,
+    /// End-to-end tests only: a file whose whole seconds shift the operator's clock (see
+    /// [`clock::OffsetClock`]). `None` runs on the system clock.
+    pub clock_offset_file: Option<PathBuf>,
 }
 
 /// Errors of the operator.
@@ -169,12 +174,19 @@ pub struct Context {
     pub admin: AdminClient,
     /// What the client controller last wrote (see [`memo`]).
     pub memo: memo::Memo,
+    /// The time every decision reads (see [`clock`]).
+    pub clock: clock::SharedClock,
     backoff: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    /// A context for `config`, talking to the cluster through `client`.
-    pub fn new(config: Arc<Config>, client: kube::Client, metrics: Arc<Metrics>) -> Result<Self> {
+    /// A context for `config`, talking to the cluster through `client` and reading the time from `clock`.
+    pub fn new(
+        config: Arc<Config>,
+        client: kube::Client,
+        metrics: Arc<Metrics>,
+        clock: clock::SharedClock,
+    ) -> Result<Self> {
         let secrets: Api<k8s_openapi::api::core::v1::Secret> =
             Api::namespaced(client.clone(), &config.namespace);
         let admin = AdminClient::new(&config.server_admin_url, secrets).map_err(Error::AdminClient)?;
@@ -189,6 +201,7 @@ impl Context {
             config,
             admin,
             memo: memo::Memo::default(),
+            clock,
             backoff: Mutex::default(),
         })
     }
@@ -249,7 +262,16 @@ pub async fn run(
         info!(addr = %listener.local_addr().map_err(Error::Metrics)?, "serving metrics");
         tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
     }
-    let ctx = Arc::new(Context::new(config.clone(), client.clone(), metrics.clone())?);
+    let clock: clock::SharedClock = match &config.clock_offset_file {
+        Some(file) => Arc::new(clock::OffsetClock { file: file.clone() }),
+        None => Arc::new(clock::SystemClock),
+    };
+    let ctx = Arc::new(Context::new(
+        config.clone(),
+        client.clone(),
+        metrics.clone(),
+        clock.clone(),
+    )?);
     let work = async move {
         let server = server_deployment::run(ctx.clone());
         let controllers = run_controllers(ctx.clone());
@@ -257,7 +279,7 @@ pub async fn run(
         Ok(())
     };
     if config.leader_election {
-        leader::lead(client, config, metrics, shutdown, work).await
+        leader::lead(client, config, metrics, clock, shutdown, work).await
     } else {
         metrics.set_leader(true);
         tokio::select! {

@@ -129,15 +129,6 @@ impl Metrics {
         self.is_leader.load(Ordering::Relaxed)
     }
 
-    /// Reconciles counted for `controller` so far.
-    pub fn reconciles_of(&self, controller: &str) -> u64 {
-        self.reconciles
-            .get_or_create(&ControllerLabels {
-                controller: controller.to_owned(),
-            })
-            .get()
-    }
-
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

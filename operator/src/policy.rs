@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use gatehouse_crds::{OAuthClient, OAuthPolicy, OAuthPolicyStatus, resolve, selector};
-use jiff::Timestamp;
 use kube::{
     Api, ResourceExt as _,
     api::{Patch, PatchParams},
@@ -163,7 +162,7 @@ pub async fn reconcile(policy: Arc<OAuthPolicy>, ctx: Arc<Context>) -> Result<Ac
     let status = OAuthPolicyStatus {
         matched_clients: matched,
         overridden_for: overridden,
-        conditions: cond::merge(&old.conditions, &[ready], generation, Timestamp::now()),
+        conditions: cond::merge(&old.conditions, &[ready], generation, ctx.clock.now()),
         observed_generation: generation,
     };
     if status != old {
@@ -192,48 +191,22 @@ pub fn error_policy(policy: Arc<OAuthPolicy>, error: &Error, ctx: Arc<Context>) 
 
 #[cfg(test)]
 mod tests {
-    use gatehouse_crds::{GrantType, OAuthClientSpec, OAuthPolicySpec};
-
     use super::*;
 
     fn client(name: &str, tier: &str) -> OAuthClient {
-        let mut c = OAuthClient::new(
-            name,
-            OAuthClientSpec {
-                client_id: None,
-                display_name: None,
-                grant_types: vec![GrantType::ClientCredentials],
-                redirect_uris: vec![],
-                scopes: vec![],
-                audience: vec![],
-                token_endpoint_auth_method: None,
-                first_party: None,
-                secret: None,
-                existing_secret_ref: None,
-                deletion_policy: None,
-            },
-        );
-        c.metadata.namespace = Some("team".into());
-        c.metadata.labels = Some([("tier".to_owned(), tier.to_owned())].into());
-        c
+        OAuthClient::test(name)
+            .in_namespace("team")
+            .with_labels(&[("tier", tier)])
     }
 
     fn policy(name: &str, priority: i32, tier: Option<&str>, ttl: &str) -> OAuthPolicy {
-        let mut p = OAuthPolicy::new(
-            name,
-            OAuthPolicySpec {
-                priority,
-                client_selector: tier.map(|t| {
-                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-                        match_labels: Some([("tier".to_owned(), t.to_owned())].into()),
-                        match_expressions: None,
-                    }
-                }),
-                access_token_ttl: Some(gatehouse_crds::Duration::new(ttl)),
-                ..Default::default()
-            },
-        );
-        p.metadata.namespace = Some("team".into());
+        let mut p = OAuthPolicy::test(name)
+            .in_namespace("team")
+            .with_priority(priority)
+            .with_access_token_ttl(ttl);
+        if let Some(tier) = tier {
+            p = p.selecting(&[("tier", tier)]);
+        }
         p
     }
 

@@ -155,6 +155,97 @@ pub fn digests(
     out
 }
 
+/// What the Secret step read for a confidential client whose Secret the operator generates.
+#[derive(Clone, Debug, Default)]
+pub struct Observed<'a> {
+    /// `spec.secret.rotation`.
+    pub rotation: Option<&'a gatehouse_crds::Rotation>,
+    /// The current secret the Secret holds (see [`crate::secret::current`]); `None` without a Secret.
+    pub current: Option<&'a str>,
+    /// The Secret's previous-client-secret value.
+    pub previous: Option<&'a str>,
+    /// The Secret's rotated-at annotation.
+    pub rotated_at: Option<Timestamp>,
+    /// The Secret's rotate-handled annotation: the rotate value its current secret answers.
+    pub handled: Option<&'a str>,
+    /// The OAuthClient's `gatehouse.dev/rotate` annotation.
+    pub annotation: Option<&'a str>,
+    /// The digests registered last time (remembered on the OAuthClient).
+    pub remembered: &'a [SecretDigest],
+}
+
+/// The outcome of [`decide`]: what the Secret holds from now on, and what to register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The rotation timing.
+    pub plan: Plan,
+    /// The current secret: the one the Secret held, or a new one.
+    pub secret: String,
+    /// The secret being rotated out, kept in the Secret during the grace period.
+    pub previous: Option<String>,
+    /// The rotate annotation value the current secret answers.
+    pub rotate_handled: Option<String>,
+    /// The digests to register (see [`digests`]).
+    pub digests: Vec<SecretDigest>,
+}
+
+/// Decides the Secret step of a generated secret at `now`: whether to rotate (see [`plan`]), which
+/// secrets the Secret keeps and which digests are registered. `fresh` is called for a new secret only.
+/// Fails on a rotation period or grace period that is not a duration.
+pub fn decide(
+    observed: &Observed<'_>,
+    now: Timestamp,
+    fresh: impl FnOnce() -> String,
+) -> gatehouse_crds::Result<Decision> {
+    let period = observed.rotation.map(|r| signed(&r.period)).transpose()?;
+    let grace = observed
+        .rotation
+        .and_then(|r| r.grace_period.as_ref())
+        .map(signed)
+        .transpose()?
+        .unwrap_or(DEFAULT_GRACE);
+    let input = Input {
+        period,
+        grace,
+        secret_exists: observed.current.is_some(),
+        rotated_at: observed.rotated_at,
+        registered_before: !observed.remembered.is_empty(),
+        annotation: observed.annotation,
+        handled_annotation: observed.handled,
+    };
+    let plan = plan(&input, now);
+    let owned = |v: Option<&str>| v.map(str::to_owned);
+    let (secret, previous, rotate_handled) = match (plan.rotate, observed.current) {
+        (None, Some(current)) => {
+            let previous = in_grace(&plan, now).then(|| owned(observed.previous)).flatten();
+            (current.to_owned(), previous, owned(observed.handled))
+        }
+        (Some(trigger), current) => {
+            let previous = match trigger {
+                Trigger::Scheduled | Trigger::Annotation => owned(current),
+                Trigger::Initial | Trigger::SecretLost => None,
+            };
+            (fresh(), previous, owned(observed.annotation.or(observed.handled)))
+        }
+        // plan() rotates whenever there is no current secret.
+        (None, None) => (fresh(), None, owned(observed.annotation)),
+    };
+    let digests = digests(
+        &secret,
+        previous.as_deref(),
+        observed.remembered,
+        plan.grace_until,
+        now,
+    );
+    Ok(Decision {
+        plan,
+        secret,
+        previous,
+        rotate_handled,
+        digests,
+    })
+}
+
 /// A duration from the spec as a [`SignedDuration`].
 pub fn signed(d: &gatehouse_crds::Duration) -> gatehouse_crds::Result<SignedDuration> {
     let secs = d.as_secs()?;
@@ -163,182 +254,4 @@ pub fn signed(d: &gatehouse_crds::Duration) -> gatehouse_crds::Result<SignedDura
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HOUR: SignedDuration = SignedDuration::from_hours(1);
-    const DAY: SignedDuration = SignedDuration::from_hours(24);
-
-    fn t(secs: i64) -> Timestamp {
-        Timestamp::from_second(1_800_000_000 + secs).unwrap()
-    }
-
-    fn existing(rotated_at: Timestamp) -> Input<'static> {
-        Input {
-            period: Some(DAY),
-            grace: HOUR,
-            secret_exists: true,
-            rotated_at: Some(rotated_at),
-            registered_before: true,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn a_new_client_gets_its_first_secret_without_grace() {
-        let input = Input {
-            period: Some(DAY),
-            grace: HOUR,
-            ..Default::default()
-        };
-        let plan = plan(&input, t(0));
-        assert_eq!(plan.rotate, Some(Trigger::Initial));
-        assert_eq!(plan.rotated_at, t(0));
-        assert_eq!(plan.grace_until, None);
-        assert_eq!(plan.next_rotation_at, Some(t(86_400)));
-    }
-
-    #[test]
-    fn nothing_rotates_before_the_period_elapses() {
-        let plan = plan(&existing(t(0)), t(86_399));
-        assert_eq!(plan.rotate, None);
-        assert_eq!(plan.rotated_at, t(0));
-        assert_eq!(plan.next_rotation_at, Some(t(86_400)));
-    }
-
-    #[test]
-    fn the_period_elapsing_rotates_and_opens_a_grace_period() {
-        let plan = plan(&existing(t(0)), t(86_400));
-        assert_eq!(plan.rotate, Some(Trigger::Scheduled));
-        assert_eq!(plan.rotated_at, t(86_400));
-        assert_eq!(plan.grace_until, Some(t(86_400 + 3600)));
-        assert_eq!(plan.next_rotation_at, Some(t(2 * 86_400)));
-    }
-
-    #[test]
-    fn a_new_annotation_value_rotates_and_the_same_value_does_not() {
-        let mut input = existing(t(0));
-        input.period = None;
-        input.annotation = Some("2026-11-27");
-        input.handled_annotation = Some("2026-11-01");
-        let rotated = plan(&input, t(10));
-        assert_eq!(rotated.rotate, Some(Trigger::Annotation));
-        assert_eq!(rotated.grace_until, Some(t(3610)));
-        assert_eq!(rotated.next_rotation_at, None);
-
-        input.handled_annotation = Some("2026-11-27");
-        assert_eq!(plan(&input, t(20)).rotate, None);
-    }
-
-    #[test]
-    fn a_deleted_secret_that_was_registered_is_a_rotation() {
-        let mut input = existing(t(0));
-        input.secret_exists = false;
-        let plan = plan(&input, t(500));
-        assert_eq!(plan.rotate, Some(Trigger::SecretLost));
-        assert_eq!(plan.grace_until, Some(t(500 + 3600)));
-    }
-
-    #[test]
-    fn grace_is_over_once_its_deadline_passes() {
-        let plan = plan(&existing(t(0)), t(100));
-        assert!(in_grace(&plan, t(3599)));
-        assert!(!in_grace(&plan, t(3600)));
-    }
-
-    #[test]
-    fn requeue_lands_just_after_the_nearest_deadline() {
-        let resync = StdDuration::from_secs(300);
-        let p = plan(&existing(t(0)), t(3500));
-        // Grace ends at t(3600): 100 s away, sooner than the resync.
-        assert_eq!(
-            requeue_after(&p, t(3500), resync),
-            StdDuration::from_millis(100_200)
-        );
-        // After the grace, the next rotation is far away: the resync wins.
-        assert_eq!(requeue_after(&p, t(3700), resync), resync);
-        let soon = Plan {
-            rotate: None,
-            rotated_at: t(0),
-            grace_until: None,
-            next_rotation_at: Some(t(10)),
-        };
-        assert_eq!(requeue_after(&soon, t(9), resync), StdDuration::from_millis(1200));
-        assert_eq!(requeue_after(&soon, t(10), resync), resync);
-    }
-
-    #[test]
-    fn during_grace_both_digests_are_registered_and_afterwards_only_the_new_one() {
-        let during = digests("new", Some("old"), &[], Some(t(3600)), t(100));
-        assert_eq!(
-            during,
-            vec![
-                SecretDigest {
-                    sha256: secret_digest("new"),
-                    expires_at: None
-                },
-                SecretDigest {
-                    sha256: secret_digest("old"),
-                    expires_at: Some(t(3600).as_second())
-                },
-            ]
-        );
-        let after = digests("new", Some("old"), &[], Some(t(3600)), t(3600));
-        assert_eq!(
-            after,
-            vec![SecretDigest {
-                sha256: secret_digest("new"),
-                expires_at: None
-            }]
-        );
-    }
-
-    #[test]
-    fn a_remembered_digest_of_a_lost_secret_expires_with_the_grace_period() {
-        let remembered = [SecretDigest {
-            sha256: secret_digest("lost"),
-            expires_at: None,
-        }];
-        let d = digests("fresh", None, &remembered, Some(t(3600)), t(0));
-        assert_eq!(d.len(), 2);
-        assert_eq!(
-            d[1],
-            SecretDigest {
-                sha256: secret_digest("lost"),
-                expires_at: Some(t(3600).as_second())
-            }
-        );
-        assert_eq!(
-            digests("fresh", None, &remembered, Some(t(3600)), t(3600)).len(),
-            1
-        );
-    }
-
-    #[test]
-    fn the_current_digest_is_never_given_an_expiry_and_never_duplicated() {
-        let remembered = [
-            SecretDigest {
-                sha256: secret_digest("cur"),
-                expires_at: None,
-            },
-            SecretDigest {
-                sha256: secret_digest("old"),
-                expires_at: Some(t(50).as_second()),
-            },
-        ];
-        let d = digests("cur", Some("old"), &remembered, Some(t(3600)), t(10));
-        assert_eq!(
-            d,
-            vec![
-                SecretDigest {
-                    sha256: secret_digest("cur"),
-                    expires_at: None
-                },
-                SecretDigest {
-                    sha256: secret_digest("old"),
-                    expires_at: Some(t(3600).as_second())
-                },
-            ]
-        );
-    }
-}
+mod tests;

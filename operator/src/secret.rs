@@ -1,17 +1,20 @@
-//! The generated client Secret: key names, the data it holds, and how the current secret is read back.
-//! Rendering is pure; only [`generate`] draws randomness.
+//! The generated client Secret: its metadata and rotation annotations around the shared layout of
+//! [`gatehouse_crds::credentials`], and how the current secret is read back. Rendering is pure; only
+//! [`generate`] draws randomness.
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use gatehouse_crds::{OAuthClient, SecretKeys, admin::SecretDigest, admin::secret_digest};
+use gatehouse_crds::{
+    OAuthClient,
+    admin::{SecretDigest, secret_digest},
+    credentials::{Credentials, KeyNames},
+};
 use jiff::Timestamp;
 use k8s_openapi::{
     ByteString,
     api::core::v1::Secret,
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
 };
-use rand::RngCore as _;
 
 /// Annotation on the Secret: when its current secret was generated (RFC 3339).
 pub const ROTATED_AT: &str = "gatehouse.dev/rotated-at";
@@ -26,82 +29,26 @@ pub const CLIENT_LABEL: &str = "gatehouse.dev/client";
 /// The managed-by label value.
 pub const MANAGED_BY: &str = "gatehouse-operator";
 
-/// The key names of a generated Secret, with the spec's overrides applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyNames {
-    /// Holds the client_id.
-    pub client_id: String,
-    /// Holds the current secret.
-    pub client_secret: String,
-    /// Holds the secret being rotated out, during a grace period.
-    pub previous_client_secret: String,
-    /// Holds the token endpoint URL.
-    pub token_url: String,
-    /// Holds the issuer.
-    pub issuer: String,
-    /// Holds the space-separated default scopes.
-    pub scope: String,
-}
-
-impl KeyNames {
-    /// The key names for `keys` (the spec's `secret.keys`), each defaulting to its documented name.
-    pub fn from_spec(keys: Option<&SecretKeys>) -> Self {
-        let pick = |f: fn(&SecretKeys) -> Option<&String>, default: &str| {
-            keys.and_then(f).cloned().unwrap_or_else(|| default.to_owned())
-        };
-        Self {
-            client_id: pick(|k| k.client_id.as_ref(), "client_id"),
-            client_secret: pick(|k| k.client_secret.as_ref(), "client_secret"),
-            previous_client_secret: pick(|k| k.previous_client_secret.as_ref(), "previous_client_secret"),
-            token_url: pick(|k| k.token_url.as_ref(), "token_url"),
-            issuer: pick(|k| k.issuer.as_ref(), "issuer"),
-            scope: pick(|k| k.scope.as_ref(), "scope"),
-        }
-    }
-}
-
-/// Everything a generated Secret holds.
+/// Everything a generated Secret holds: the credentials workloads read, and the rotation state in its
+/// annotations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Contents<'a> {
-    /// The OAuth client_id.
-    pub client_id: &'a str,
-    /// The current secret; absent for a public client.
-    pub secret: Option<&'a str>,
-    /// The secret being rotated out, during a grace period only.
-    pub previous: Option<&'a str>,
-    /// The issuer URL.
-    pub issuer: &'a str,
-    /// The default scopes.
-    pub scopes: &'a [String],
+    /// The data, under the key names of [`KeyNames::of`].
+    pub credentials: Credentials<'a>,
     /// When the current secret was generated.
     pub rotated_at: Option<Timestamp>,
     /// The rotate annotation value acted on.
     pub rotate_handled: Option<&'a str>,
 }
 
-/// The token endpoint of `issuer`.
-pub fn token_url(issuer: &str) -> String {
-    format!("{}/token", issuer.trim_end_matches('/'))
-}
-
 /// Renders the Secret for `client`, owned by it with `controller: true`.
 pub fn render(client: &OAuthClient, owner: OwnerReference, contents: &Contents<'_>) -> Secret {
     let template = client.spec.secret.clone().unwrap_or_default();
-    let keys = KeyNames::from_spec(template.keys.as_ref());
-    let mut data = BTreeMap::new();
-    let mut put = |k: &str, v: &str| {
-        data.insert(k.to_owned(), ByteString(v.as_bytes().to_vec()));
-    };
-    put(&keys.client_id, contents.client_id);
-    if let Some(secret) = contents.secret {
-        put(&keys.client_secret, secret);
-    }
-    if let Some(previous) = contents.previous {
-        put(&keys.previous_client_secret, previous);
-    }
-    put(&keys.token_url, &token_url(contents.issuer));
-    put(&keys.issuer, contents.issuer);
-    put(&keys.scope, &contents.scopes.join(" "));
+    let data: BTreeMap<String, ByteString> = KeyNames::of(client)
+        .data(&contents.credentials)
+        .into_iter()
+        .map(|(k, v)| (k, ByteString(v.into_bytes())))
+        .collect();
 
     let mut labels = template.labels.clone();
     labels.insert("app.kubernetes.io/managed-by".to_owned(), MANAGED_BY.to_owned());
@@ -159,35 +106,18 @@ pub fn current(secret: &Secret, keys: &KeyNames, remembered: &[SecretDigest]) ->
 
 /// A new client secret: 256 random bits, base64url without padding.
 pub fn generate() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    gatehouse_crds::random::token()
 }
 
 #[cfg(test)]
 mod tests {
-    use gatehouse_crds::{GrantType, OAuthClientSpec, SecretTemplate};
+    use gatehouse_crds::{SecretKeys, SecretTemplate};
 
     use super::*;
 
     fn client(template: Option<SecretTemplate>) -> OAuthClient {
-        let mut c = OAuthClient::new(
-            "billing",
-            OAuthClientSpec {
-                client_id: None,
-                display_name: None,
-                grant_types: vec![GrantType::ClientCredentials],
-                redirect_uris: vec![],
-                scopes: vec![],
-                audience: vec![],
-                token_endpoint_auth_method: None,
-                first_party: None,
-                secret: template,
-                existing_secret_ref: None,
-                deletion_policy: None,
-            },
-        );
-        c.metadata.namespace = Some("team-a".into());
+        let mut c = OAuthClient::test("billing").in_namespace("team-a");
+        c.spec.secret = template;
         c
     }
 
@@ -214,11 +144,13 @@ mod tests {
             &c,
             owner(),
             &Contents {
-                client_id: "billing.team-a",
-                secret: Some("s3cret"),
-                previous: None,
-                issuer: "https://auth.example.com/",
-                scopes: &scopes,
+                credentials: Credentials {
+                    client_id: "billing.team-a",
+                    secret: Some("s3cret"),
+                    previous: None,
+                    issuer: "https://auth.example.com/",
+                    scopes: &scopes,
+                },
                 rotated_at: Some(Timestamp::from_second(0).unwrap()),
                 rotate_handled: None,
             },
@@ -261,11 +193,13 @@ mod tests {
             &c,
             owner(),
             &Contents {
-                client_id: "id",
-                secret: Some("new"),
-                previous: Some("old"),
-                issuer: "http://i",
-                scopes: &[],
+                credentials: Credentials {
+                    client_id: "id",
+                    secret: Some("new"),
+                    previous: Some("old"),
+                    issuer: "http://i",
+                    scopes: &[],
+                },
                 rotated_at: None,
                 rotate_handled: Some("v2"),
             },
@@ -287,11 +221,13 @@ mod tests {
             &client(None),
             owner(),
             &Contents {
-                client_id: "id",
-                secret: None,
-                previous: None,
-                issuer: "http://i",
-                scopes: &[],
+                credentials: Credentials {
+                    client_id: "id",
+                    secret: None,
+                    previous: None,
+                    issuer: "http://i",
+                    scopes: &[],
+                },
                 rotated_at: None,
                 rotate_handled: None,
             },
@@ -305,7 +241,7 @@ mod tests {
             data: Some([("renamed".to_owned(), ByteString(b"abc".to_vec()))].into()),
             ..Default::default()
         };
-        let keys = KeyNames::from_spec(None);
+        let keys = KeyNames::default();
         let remembered = [SecretDigest {
             sha256: secret_digest("abc"),
             expires_at: None,

@@ -7,7 +7,6 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use base64::Engine as _;
 use futures::{StreamExt as _, stream::BoxStream};
 use k8s_openapi::{
     ByteString,
@@ -32,7 +31,6 @@ use kube::{
     api::{PartialObjectMeta, Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt as _, watcher},
 };
-use rand::RngCore as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use tracing::{info, warn};
@@ -365,9 +363,9 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-/// A Secret generated once: 32 random bytes under `key`, base64url for the token and standard base64
-/// for the key-encryption key.
-fn generated_secret(
+/// An Opaque Secret holding `value` under `key`: the admin token or the key-encryption key, each created
+/// once with a value of [`gatehouse_crds::random`].
+fn opaque_secret(
     name: &str,
     namespace: &str,
     key: &str,
@@ -379,12 +377,6 @@ fn generated_secret(
         data: Some([(key.to_owned(), ByteString(value.into_bytes()))].into()),
         ..Default::default()
     }
-}
-
-fn random(engine: &base64::engine::GeneralPurpose) -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    engine.encode(bytes)
 }
 
 async fn apply<K>(api: &Api<K>, obj: &K, kind: &'static str) -> Result<()>
@@ -435,22 +427,17 @@ pub async fn apply_all(ctx: &Context) -> Result<()> {
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(c.clone(), ns);
     create_once(
         &secrets,
-        generated_secret(
+        opaque_secret(
             ADMIN_TOKEN_SECRET,
             ns,
             ADMIN_TOKEN_KEY,
-            random(&base64::engine::general_purpose::URL_SAFE_NO_PAD),
+            gatehouse_crds::random::token(),
         ),
     )
     .await?;
     create_once(
         &secrets,
-        generated_secret(
-            KEK_SECRET,
-            ns,
-            KEK_KEY,
-            random(&base64::engine::general_purpose::STANDARD),
-        ),
+        opaque_secret(KEK_SECRET, ns, KEK_KEY, gatehouse_crds::random::key_base64()),
     )
     .await?;
     apply(

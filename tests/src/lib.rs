@@ -28,10 +28,9 @@ pub fn free_port() -> u16 {
 
 /// A short random lower-case suffix for names.
 pub fn suffix() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..6)
-        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+    gatehouse_crds::random::bytes::<6>()
+        .iter()
+        .map(|b| char::from(b'a' + b % 26))
         .collect()
 }
 

@@ -289,6 +289,8 @@ fn age(timestamp: &str) -> String {
     let Ok(then) = timestamp.parse::<jiff::Timestamp>() else {
         return timestamp.to_owned();
     };
+    // An age is measured against the wall clock, as kubectl measures it.
+    #[allow(clippy::disallowed_methods)]
     let secs = jiff::Timestamp::now()
         .as_second()
         .saturating_sub(then.as_second())

@@ -39,6 +39,8 @@ fn token(bare: &Bare, headers: &HeaderMap) -> Option<String> {
     if id != "bare" || digest != bare.digest {
         return None;
     }
+    // The ceiling's stand-in server has no clock to be given: it is the one place bench/ mints a JWT.
+    #[allow(clippy::disallowed_methods)]
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
     let mut jti = [0u8; 16];
     bare.rng.fill(&mut jti).ok()?;

@@ -1,47 +1,21 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::core::ObjectMeta;
 
 use super::*;
-use crate::{AuthMethod, Duration, OAuthClientSpec, OAuthPolicySpec, ScopeSpec};
+use crate::{AuthMethod, Duration, OAuthPolicySpec, ScopeSpec};
 
 fn client(grants: &[GrantType], labels: &[(&str, &str)]) -> OAuthClient {
-    let mut c = OAuthClient::new(
-        "billing",
-        OAuthClientSpec {
-            client_id: None,
-            display_name: None,
-            grant_types: grants.to_vec(),
-            redirect_uris: vec![],
-            scopes: vec![],
-            audience: vec![],
-            token_endpoint_auth_method: None,
-            first_party: None,
-            secret: None,
-            existing_secret_ref: None,
-            deletion_policy: None,
-        },
-    );
-    c.metadata.namespace = Some("team-a".into());
-    c.metadata.labels = Some(
-        labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    );
-    c
+    OAuthClient::test("billing")
+        .in_namespace("team-a")
+        .with_grants(grants)
+        .with_labels(labels)
 }
 
 fn policy(name: &str, priority: i32, spec: OAuthPolicySpec) -> OAuthPolicy {
     OAuthPolicy {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("team-a".into()),
-            ..Default::default()
-        },
         spec: OAuthPolicySpec { priority, ..spec },
-        status: None,
+        ..OAuthPolicy::test(name).in_namespace("team-a")
     }
 }
 

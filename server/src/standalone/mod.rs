@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_crds::admin::{ClientRegistration, SecretDigest, secret_digest};
+use gatehouse_crds::credentials::{Credentials, KeyNames};
 use gatehouse_crds::{OAuthClient, OAuthPolicy, resolve};
 use serde::Deserialize;
 use serde_json::json;
@@ -222,35 +223,15 @@ fn register(
     let resolution = resolve(client, policies).map_err(|e| manifest_error(path, format!("{what}: {e}")))?;
     let spec = &client.spec;
     let client_id = client.client_id();
-    let mut registration = ClientRegistration {
-        client_id: client_id.clone(),
-        source: Some(format!("{SOURCE_PREFIX}{namespace}/{name}")),
-        display_name: spec.display_name.clone(),
-        token_endpoint_auth_method: spec.auth_method(),
-        redirect_uris: spec.redirect_uris.clone(),
-        effective: resolution.effective,
-        secrets: Vec::new(),
-    };
+    let source = format!("{SOURCE_PREFIX}{namespace}/{name}");
+    let mut registration = ClientRegistration::of(client, &resolution, source, Vec::new());
     if !spec.is_public() {
-        let keys = spec
-            .secret
-            .as_ref()
-            .and_then(|s| s.keys.clone())
-            .unwrap_or_default();
-        let secret_key = spec
-            .existing_secret_ref
-            .as_ref()
-            .and_then(|r| r.client_secret_key.clone())
-            .or(keys.client_secret.clone())
-            .unwrap_or_else(|| "client_secret".to_owned());
-        let previous_key = keys
-            .previous_client_secret
-            .clone()
-            .unwrap_or_else(|| "previous_client_secret".to_owned());
+        let keys = KeyNames::of(client);
+        let (secret_key, previous_key) = (&keys.client_secret, &keys.previous_client_secret);
         let secret_name = client.secret_name();
         match secrets.get(&(namespace.clone(), secret_name.clone())) {
             Some(secret) => {
-                let current = secret.values.get(&secret_key).ok_or_else(|| {
+                let current = secret.values.get(secret_key).ok_or_else(|| {
                     manifest_error(
                         &secret.path,
                         format!("Secret {namespace}/{secret_name}: has no key {secret_key} for {what}"),
@@ -260,7 +241,7 @@ fn register(
                     sha256: secret_digest(current),
                     expires_at: None,
                 });
-                if let Some(previous) = secret.values.get(&previous_key) {
+                if let Some(previous) = secret.values.get(previous_key) {
                     registration.secrets.push(SecretDigest {
                         sha256: secret_digest(previous),
                         expires_at: None,
@@ -278,7 +259,7 @@ fn register(
             }
             None => {
                 let secret = token::random();
-                let file = write_secret(dir, client, &registration, &secret_name, &secret, issuer)?;
+                let file = write_secret(dir, client, &registration, &keys, &secret_name, &secret, issuer)?;
                 tracing::info!(client_id = %client_id, file = %file.display(), "generated a client secret");
                 generated.push(file);
                 registration.secrets.push(SecretDigest {
@@ -298,39 +279,24 @@ fn write_secret(
     dir: &Path,
     client: &OAuthClient,
     registration: &ClientRegistration,
+    keys: &KeyNames,
     secret_name: &str,
     secret: &str,
     issuer: &str,
 ) -> Result<PathBuf> {
     let template = client.spec.secret.clone().unwrap_or_default();
-    let keys = template.keys.clone().unwrap_or_default();
     let mut labels = template.labels.clone();
     labels.insert(
         "app.kubernetes.io/managed-by".to_owned(),
         "gatehouse-server".to_owned(),
     );
-    let issuer_trimmed = issuer.trim_end_matches('/');
-    let mut data = BTreeMap::new();
-    data.insert(
-        keys.client_id.unwrap_or_else(|| "client_id".to_owned()),
-        registration.client_id.clone(),
-    );
-    data.insert(
-        keys.client_secret.unwrap_or_else(|| "client_secret".to_owned()),
-        secret.to_owned(),
-    );
-    data.insert(
-        keys.token_url.unwrap_or_else(|| "token_url".to_owned()),
-        format!("{issuer_trimmed}/token"),
-    );
-    data.insert(
-        keys.issuer.unwrap_or_else(|| "issuer".to_owned()),
-        issuer.to_owned(),
-    );
-    data.insert(
-        keys.scope.unwrap_or_else(|| "scope".to_owned()),
-        registration.effective.default_scopes.join(" "),
-    );
+    let data = keys.data(&Credentials {
+        client_id: &registration.client_id,
+        secret: Some(secret),
+        previous: None,
+        issuer,
+        scopes: &registration.effective.default_scopes,
+    });
     let mut manifest = json!({
         "apiVersion": "v1",
         "kind": "Secret",

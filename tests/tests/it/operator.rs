@@ -3,7 +3,8 @@
 //! admin token and key-encryption key are read from the Secrets the operator generated).
 //!
 //! Each test has its own namespace, operator process(es) and server process; durations are short
-//! (resync 2 s, grace periods of seconds) and every wait is a poll with a timeout.
+//! (resync 2 s) and every wait is a poll with a timeout. A grace period is not waited out: the test
+//! moves the operator's clock past it ([`World::advance_operator_clock`]).
 
 use std::{collections::BTreeMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
@@ -97,6 +98,7 @@ impl World {
             format!("--leader-election={leader_election}"),
             "--lease-duration=3s".into(),
             format!("--metrics-listen=127.0.0.1:{metrics}"),
+            format!("--clock-offset-file={}", self.clock_offset_file().display()),
         ];
         let envs = [
             ("KUBECONFIG", self.cp.kubeconfig_path().display().to_string()),
@@ -178,6 +180,17 @@ impl World {
         let log = self.dir.path().join(format!("operator-{n}.log"));
         self.operators
             .push(Proc::spawn(&operator, &[], &envs, log).unwrap());
+    }
+
+    /// The file the operators started by [`World::start_operator`] read their clock offset from.
+    fn clock_offset_file(&self) -> PathBuf {
+        self.dir.path().join("operator-clock-offset")
+    }
+
+    /// Moves the clock of the operators started by [`World::start_operator`] `by` into the future (the
+    /// token server keeps the real time).
+    fn advance_operator_clock(&self, by: Duration) {
+        std::fs::write(self.clock_offset_file(), by.as_secs().to_string()).unwrap();
     }
 
     /// The value of `key` in Secret `name` of the test namespace, once it exists.
@@ -696,7 +709,7 @@ async fn rotation_by_annotation_keeps_the_old_secret_working_through_the_grace_p
     w.start_server().await;
     w.apply(client_manifest(
         "rot",
-        json!({"grantTypes": ["client_credentials"], "secret": {"rotation": {"period": "720h", "gracePeriod": "8s"}}}),
+        json!({"grantTypes": ["client_credentials"], "secret": {"rotation": {"period": "720h", "gracePeriod": "1h"}}}),
     ))
     .await;
     w.wait_ready("rot").await;
@@ -706,7 +719,7 @@ async fn rotation_by_annotation_keeps_the_old_secret_working_through_the_grace_p
 
     let mut annotated = client_manifest(
         "rot",
-        json!({"grantTypes": ["client_credentials"], "secret": {"rotation": {"period": "720h", "gracePeriod": "8s"}}}),
+        json!({"grantTypes": ["client_credentials"], "secret": {"rotation": {"period": "720h", "gracePeriod": "1h"}}}),
     );
     annotated["metadata"]["annotations"] = json!({"gatehouse.dev/rotate": "2026-11-27T10:00:00Z"});
     w.apply(annotated).await;
@@ -724,7 +737,10 @@ async fn rotation_by_annotation_keeps_the_old_secret_working_through_the_grace_p
     assert_eq!(status.rotate_annotation.as_deref(), Some("2026-11-27T10:00:00Z"));
     assert!(status.secret_rotated_at.is_some() && status.next_rotation_at.is_some());
 
-    // After it, only the new one; the previous key leaves the Secret.
+    // After it, only the new one; the previous key leaves the Secret. The operator's clock passes the
+    // end of the grace period, and it registers the new digest alone: the server, whose clock still
+    // reads the grace period, stops accepting the old secret because it is no longer registered.
+    w.advance_operator_clock(Duration::from_secs(2 * 3600));
     w.wait_token(&client_id, &old["client_secret"], 401).await;
     assert_eq!(w.token(&client_id, &new["client_secret"]).await.0, 200);
     eventually("previous_client_secret to leave the Secret", TIMEOUT, || async {
@@ -743,7 +759,7 @@ async fn a_deleted_generated_secret_is_a_rotation_and_the_client_id_stays() {
     w.start_server().await;
     w.apply(client_manifest(
         "lost",
-        json!({"grantTypes": ["client_credentials"], "secret": {"rotation": {"period": "720h", "gracePeriod": "8s"}}}),
+        json!({"grantTypes": ["client_credentials"], "secret": {"rotation": {"period": "720h", "gracePeriod": "1h"}}}),
     ))
     .await;
     w.wait_ready("lost").await;
@@ -761,8 +777,10 @@ async fn a_deleted_generated_secret_is_a_rotation_and_the_client_id_stays() {
     let client_id = old["client_id"].clone();
     assert_eq!(w.secret_data("lost-oauth").await["client_id"], client_id);
     w.wait_token(&client_id, &new, 200).await;
-    // Running pods holding the old secret keep working through the grace period, then not.
+    // Running pods holding the old secret keep working through the grace period, then not (the
+    // operator's clock is moved past it, as in the rotation test).
     assert_eq!(w.token(&client_id, &old["client_secret"]).await.0, 200);
+    w.advance_operator_clock(Duration::from_secs(2 * 3600));
     w.wait_token(&client_id, &old["client_secret"], 401).await;
     let events: Api<KubeEvent> = Api::namespaced(w.kube.clone(), &w.ns);
     let warned = events

@@ -1,0 +1,165 @@
+//! The client controller's watches: OAuthClients (its cache, without managedFields), the Secrets they
+//! generate or reference, and OAuthPolicy spec changes. Each maps an event to the clients it concerns
+//! and invalidates their [`memo`](crate::memo) entries; the reconciles themselves are in the parent
+//! module.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use gatehouse_crds::{OAuthClient, OAuthPolicy};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, ResourceExt as _,
+    api::PartialObjectMeta,
+    runtime::{
+        Controller, WatchStreamExt as _, controller,
+        reflector::{self, ObjectRef},
+        watcher,
+    },
+};
+use tracing::warn;
+
+use super::{client_key, error_policy, key, reconcile};
+use crate::Context;
+
+/// Runs the controller for OAuthClients in `ns` (all namespaces if `None`) until cancelled.
+pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
+    let c = &ctx.client;
+    // The controller's cache holds every OAuthClient: without their managedFields, which are most of
+    // an object's memory once it has a status and three field managers, and which no reconcile reads.
+    let (reader, writer) = reflector::store();
+    let clients = watcher(
+        crate::scoped_api::<OAuthClient>(c, ns.as_deref()),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .modify(|client: &mut OAuthClient| client.managed_fields_mut().clear())
+    .reflect(writer)
+    .applied_objects();
+    let controller = Controller::for_stream(clients, reader)
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency));
+    let store = controller.store();
+    let secret_ctx = ctx.clone();
+    let controller = controller
+        // A policy change can change any client of its namespace, including the ones it stops selecting.
+        .reconcile_all_on(policy_changes(ctx.clone(), crate::scoped_api(c, ns.as_deref())))
+        // Generated Secrets map to their owner; referenced Secrets to every client referencing them.
+        .watches(
+            crate::scoped_api::<PartialObjectMeta<Secret>>(c, ns.as_deref()),
+            watcher::Config::default().any_semantic(),
+            move |secret| {
+                let ns = secret.namespace();
+                let name = secret.name_any();
+                let owners: Vec<_> = secret
+                    .owner_references()
+                    .iter()
+                    .filter(|o| o.kind == "OAuthClient" && o.api_version.starts_with("gatehouse.dev/"))
+                    .collect();
+                // A generated Secret names its owner: no need to look through every client, which
+                // made creating N clients cost O(N²) here. The Secret as the controller applied it
+                // needs no reconcile; an edit or a deletion has a new resourceVersion.
+                if !owners.is_empty() {
+                    let ns = ns.as_deref().unwrap_or_default();
+                    return owners
+                        .into_iter()
+                        .filter_map(|o| {
+                            let key = client_key(ns, &o.name);
+                            if secret_ctx
+                                .memo
+                                .is_own_secret(&key, secret.resource_version().as_deref())
+                            {
+                                return None;
+                            }
+                            secret_ctx.memo.invalidate(&key);
+                            Some(ObjectRef::new(&o.name).within(ns))
+                        })
+                        .collect();
+                }
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|client| client.namespace() == ns)
+                    .filter(|client| {
+                        client
+                            .spec
+                            .existing_secret_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name)
+                            || client.secret_name() == name
+                    })
+                    .map(|client| {
+                        secret_ctx.memo.invalidate(&key(&client));
+                        ObjectRef::from_obj(&*client)
+                    })
+                    .collect::<Vec<_>>()
+            },
+        );
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "oauthclient controller");
+            }
+        })
+        .await;
+}
+
+/// A trigger for every change of a policy's spec: a new policy, a changed generation, a deleted
+/// policy. Each invalidates the memo of its namespace's clients, and the controller then reconciles
+/// every client: those of other namespaces find their memo settled and return at once.
+///
+/// A policy's status (its matchedClients, written by the policy controller) triggers nothing. Watching
+/// policies with `Controller::watches` reconciled every client of the namespace on each status write,
+/// and the policy controller writes one as clients come and go.
+fn policy_changes(ctx: Arc<Context>, api: Api<OAuthPolicy>) -> impl futures::Stream<Item = ()> + Send {
+    let mut known: HashMap<(String, String), Option<i64>> = HashMap::new();
+    let mut listed: HashMap<(String, String), Option<i64>> = HashMap::new();
+    watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .filter_map(move |event| {
+            let id = |p: &OAuthPolicy| (p.namespace().unwrap_or_default(), p.name_any());
+            let changed: Vec<String> = match event {
+                Ok(watcher::Event::Apply(p)) => {
+                    let generation = p.metadata.generation;
+                    match known.insert(id(&p), generation) {
+                        Some(before) if before == generation => Vec::new(),
+                        _ => vec![id(&p).0],
+                    }
+                }
+                Ok(watcher::Event::Delete(p)) => {
+                    known.remove(&id(&p));
+                    vec![id(&p).0]
+                }
+                Ok(watcher::Event::Init) => {
+                    listed.clear();
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitApply(p)) => {
+                    listed.insert(id(&p), p.metadata.generation);
+                    Vec::new()
+                }
+                // After a (re)list: what is new, changed or gone since the last one.
+                Ok(watcher::Event::InitDone) => {
+                    let mut changed: Vec<String> = listed
+                        .iter()
+                        .filter(|(k, g)| known.get(*k) != Some(*g))
+                        .chain(known.iter().filter(|(k, _)| !listed.contains_key(*k)))
+                        .map(|((ns, _), _)| ns.clone())
+                        .collect();
+                    changed.sort();
+                    changed.dedup();
+                    known = std::mem::take(&mut listed);
+                    changed
+                }
+                Err(e) => {
+                    warn!(error = %e, "watching OAuthPolicies");
+                    Vec::new()
+                }
+            };
+            for ns in &changed {
+                ctx.memo.invalidate_namespace(ns);
+            }
+            futures::future::ready((!changed.is_empty()).then_some(()))
+        })
+}
