@@ -1,7 +1,9 @@
 //! Random values shared by the operator, the token server and the tests: one generator, so that every
-//! secret, token and key in the system has the same strength and encoding.
+//! client secret, token, code, session id, salt and key-encryption key has the same strength and
+//! encoding. (Signing keys and AEAD nonces come from aws-lc's own generator, inside its key types.)
 //!
-//! The generator is `rand`'s thread-local CSPRNG (ChaCha, reseeded from the operating system).
+//! The generator is `rand`'s thread-local `ThreadRng`, a `CryptoRng`: ChaCha seeded from the operating
+//! system, reseeded every 64 KiB of output and after a fork.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
+
 use crate::client::ClientCache;
 use crate::clock::SharedClock;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::oauth::params::BodyLimit;
 use crate::password::Hasher;
 use crate::store::Db;
 
@@ -48,4 +51,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The bounded pool that verifies and hashes passwords.
     pub hasher: Arc<Hasher>,
+}
+
+impl FromRef<AppState> for BodyLimit {
+    fn from_ref(state: &AppState) -> Self {
+        BodyLimit(state.config.body_limit)
+    }
 }

@@ -4,8 +4,10 @@
 //! that the client is registered for the grant, and calls the grant's `exchange` with that `now`.
 //!
 //! A new grant is a module here, a [`Grant`] variant and one arm in [`token`]; discovery lists it from
-//! [`Grant::ALL`]. Each grant keeps its decision ("is this code still valid") in a pure `check` with
-//! `now` passed in, and the I/O around it in `exchange`. The implicit grant ([`implicit`]) is answered
+//! [`Grant::ALL`]. A grant whose decision is more than a lookup keeps it in a pure `check` (the code
+//! and refresh grants with `now` passed in: "is this code still valid"; client_credentials for its
+//! scopes), and the I/O around it in `exchange`. The password grant's decision is the throttled
+//! sign-in of [`crate::users::throttle`], itself a pure rule with storage around it. The implicit grant ([`implicit`]) is answered
 //! at the authorization endpoint, not here.
 
 pub mod authorization_code;

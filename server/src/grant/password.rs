@@ -34,6 +34,8 @@ pub async fn exchange(
         SignIn::Refused => return Err(OAuthError::new(ErrorCode::InvalidGrant, WRONG_CREDENTIALS)),
         SignIn::User(user) => user,
     };
+    // `now` was read when the request arrived, before the argon2 queue: the token's lifetime counts
+    // from then, so under load `expires_in` errs long by the queue's wait, never short.
     let family_id = family::new_family_id();
     let grant = NewGrant {
         subject: &user.username,

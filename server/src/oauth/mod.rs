@@ -1,6 +1,7 @@
-//! The protocol's vocabulary, shared by every endpoint and grant and free of I/O: the RFC error codes
-//! and their responses ([`error`]), the form parameters of a request ([`params`]), and the scope
-//! ([`scope`]) and PKCE ([`pkce`]) rules.
+//! The protocol's vocabulary, shared by every endpoint and grant: the RFC error codes and their
+//! responses ([`error`]), the form parameters of a request and their extractor ([`params`], which reads
+//! the body and nothing else), and the pure scope ([`scope`]) and PKCE ([`pkce`]) rules. It depends on
+//! nothing of the server's but its [`crate::Error`].
 
 pub mod error;
 pub mod params;

@@ -7,10 +7,9 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{HeaderMap, header};
 
-use crate::AppState;
 use crate::oauth::OAuthError;
 
 /// The parameters of a form body, each present at most once.
@@ -117,11 +116,20 @@ pub struct Form {
     pub params: Params,
 }
 
-impl FromRequest<AppState> for Form {
+/// The largest body a public endpoint reads, in bytes: what [`Form`] needs of the server's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimit(pub usize);
+
+impl<S> FromRequest<S> for Form
+where
+    S: Send + Sync,
+    BodyLimit: FromRef<S>,
+{
     type Rejection = OAuthError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (headers, body) = read_body(request, state.config.body_limit).await?;
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let BodyLimit(limit) = BodyLimit::from_ref(state);
+        let (headers, body) = read_body(request, limit).await?;
         let params = Params::parse(&headers, &body)?;
         Ok(Self { headers, params })
     }
