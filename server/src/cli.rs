@@ -95,6 +95,11 @@ pub struct Args {
     /// Largest request body on the public endpoints, such as `16KiB` or `16384`.
     #[arg(long, env = "GATEHOUSE_BODY_LIMIT", default_value = "16KiB", value_parser = parse_size)]
     pub body_limit: usize,
+
+    /// How far a token's `iat` or `nbf` may lie ahead of this replica's clock and the token still be
+    /// active: the clock skew tolerated between replicas, at most `5m` (`0s` for none).
+    #[arg(long, env = "GATEHOUSE_CLOCK_LEEWAY", default_value = "5s", value_parser = parse_leeway)]
+    pub clock_leeway: i64,
 }
 
 fn parse_duration(text: &str) -> Result<i64, String> {
@@ -102,6 +107,17 @@ fn parse_duration(text: &str) -> Result<i64, String> {
         .as_secs()
         .map_err(|e| e.to_string())?;
     i64::try_from(secs).map_err(|_| "too long".to_owned())
+}
+
+fn parse_leeway(text: &str) -> Result<i64, String> {
+    if text == "0" || text == "0s" {
+        return Ok(0);
+    }
+    let secs = parse_duration(text)?;
+    if secs > 300 {
+        return Err("at most 5m: a larger leeway accepts tokens minted for the future".to_owned());
+    }
+    Ok(secs)
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -190,6 +206,7 @@ impl Args {
             users_file,
             log_format,
             body_limit,
+            clock_leeway,
         } = self;
         init_logging(log_format);
         Backend::of_url(&database_url)?;
@@ -225,6 +242,7 @@ impl Args {
             clients_dir,
             body_limit,
             refresh_interval: Duration::from_secs(5),
+            clock_leeway,
         };
         let running = server::start(settings, Arc::new(SystemClock)).await?;
         if let Some(file) = &users_file {

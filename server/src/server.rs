@@ -43,7 +43,13 @@ pub struct Settings {
     pub body_limit: usize,
     /// How often clients and keys are re-read from the database.
     pub refresh_interval: Duration,
+    /// How far in the future a token's `iat` or `nbf` may lie and the token still be active, in
+    /// seconds: the clock skew tolerated between replicas (RFC 7519 §4.1.5 allows "some small leeway").
+    pub clock_leeway: i64,
 }
+
+/// The default [`Settings::clock_leeway`], in seconds.
+pub const DEFAULT_CLOCK_LEEWAY: i64 = 5;
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +63,7 @@ impl std::fmt::Debug for Settings {
             .field("key_rotation_period", &self.key_rotation_period)
             .field("clients_dir", &self.clients_dir)
             .field("body_limit", &self.body_limit)
+            .field("clock_leeway", &self.clock_leeway)
             .finish_non_exhaustive()
     }
 }
@@ -188,6 +195,7 @@ pub async fn start(settings: Settings, clock: SharedClock) -> Result<Running> {
         clients_dir,
         body_limit,
         refresh_interval,
+        clock_leeway,
     } = settings;
     let db = Db::connect(&database_url).await?;
     let keys = KeyStore::new(
@@ -204,6 +212,7 @@ pub async fn start(settings: Settings, clock: SharedClock) -> Result<Running> {
             issuer,
             body_limit,
             admin_token,
+            clock_leeway,
         }),
         clock,
         metrics: Arc::new(Metrics::default()),

@@ -22,6 +22,8 @@ pub struct Config {
     pub body_limit: usize,
     /// The admin API's bearer token; `None` refuses every admin call.
     pub admin_token: Option<String>,
+    /// Seconds a token's `iat` or `nbf` may lie ahead of this replica's clock.
+    pub clock_leeway: i64,
 }
 
 impl std::fmt::Debug for Config {
@@ -30,6 +32,7 @@ impl std::fmt::Debug for Config {
             .field("issuer", &self.issuer)
             .field("body_limit", &self.body_limit)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("clock_leeway", &self.clock_leeway)
             .finish()
     }
 }

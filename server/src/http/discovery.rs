@@ -7,13 +7,21 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use gatehouse_crds::GrantType;
+
 use crate::AppState;
 use crate::grant::Grant;
 
 /// The authorization server metadata.
 pub fn metadata(state: &AppState) -> Value {
     let issuer = state.config.issuer.trim_end_matches('/');
-    let grants: Vec<&str> = Grant::ALL.iter().map(|g| g.name()).collect();
+    // RFC 8414 §2 lists grant types by their RFC 7591 names, `implicit` among them, although the
+    // implicit grant is answered at the authorization endpoint rather than the token endpoint.
+    let grants: Vec<&str> = Grant::ALL
+        .iter()
+        .map(|g| g.name())
+        .chain([GrantType::Implicit.as_str()])
+        .collect();
     json!({
         "issuer": state.config.issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -33,6 +41,7 @@ pub fn metadata(state: &AppState) -> Value {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [state.keys.alg().as_str()],
         "access_token_signing_alg_values_supported": [state.keys.alg().as_str()],
+        "authorization_response_iss_parameter_supported": true,
     })
 }
 

@@ -3,7 +3,8 @@
 //! already invalid token still gets 200 (§2.2). `token_type_hint` is accepted but not trusted: every
 //! kind of token is looked for. A token issued to another client is refused with
 //! `unauthorized_client`, as §2.1 requires ("the request is refused and the client is informed").
-//! A revoked JWT is remembered by `jti` until it expires.
+//! A revoked JWT is remembered by `jti` until it expires. A revoked refresh token takes its whole grant
+//! with it: the family's refresh tokens and the access tokens issued within it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -36,6 +37,9 @@ pub async fn revoke(State(state): State<AppState>, form: Form) -> Result<Respons
                 .await?;
         }
         Found::Opaque(row) if !row.revoked => state.db.revoke_opaque_token(&row.token_hash).await?,
+        // RFC 7009 §2.1: revoking a refresh token SHOULD also invalidate the access tokens of its
+        // grant. The whole family goes: its refresh tokens and every access token issued within it.
+        Found::Refresh(row) if !row.revoked => state.db.revoke_family(&row.family_id, now).await?,
         _ => {}
     }
     let mut response = StatusCode::OK.into_response();

@@ -40,6 +40,11 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resu
     };
     let now = state.clock.now();
     let found = token::find(&state, presented, now).await?;
+    // Only an access token opens /userinfo (RFC 6750 §2); a refresh token is not one.
+    let found = match found {
+        token::Found::Refresh(_) => token::Found::Unknown,
+        access => access,
+    };
     let Some(claims) = token::active_claims(&state, &found, now).await? else {
         return Err(OAuthError::new(
             ErrorCode::InvalidToken,

@@ -402,12 +402,19 @@ impl Db {
         Ok(())
     }
 
-    /// Revokes everything issued to a client up to `now`: opaque tokens are marked, and a mark makes
-    /// every JWT issued at or before `now` inactive. Returns how many opaque tokens were revoked.
-    pub async fn revoke_client_tokens(&self, client_id: &str, now: i64) -> Result<u64> {
+    /// Revokes everything issued to a client up to `now`: opaque access tokens and refresh tokens are
+    /// marked, and a mark makes every JWT issued at or before `now` inactive. Returns how many opaque
+    /// access tokens and how many refresh tokens were revoked.
+    pub async fn revoke_client_tokens(&self, client_id: &str, now: i64) -> Result<(u64, u64)> {
         let mut tx = self.writer.begin().await?;
         let revoked =
             sqlx::query("UPDATE opaque_tokens SET revoked = 1 WHERE client_id = $1 AND revoked = 0")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let refresh =
+            sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE client_id = $1 AND revoked = 0")
                 .bind(client_id)
                 .execute(&mut *tx)
                 .await?
@@ -425,7 +432,7 @@ impl Db {
         .await?;
         tx.commit().await?;
         self.revocations.insert_mark(client_id.to_owned(), now);
-        Ok(revoked)
+        Ok((revoked, refresh))
     }
 
     /// Whether a token issued to `client_id` at `issued_at` is revoked, by a revocation of everything

@@ -1,5 +1,5 @@
 //! Reading a presented token back, for introspection and revocation: a JWT is checked for signature,
-//! type and issuer; an opaque token is looked up by its hash. [`active_claims`] then decides whether it
+//! type and issuer; an opaque access token or a refresh token is looked up by its hash. [`active_claims`] then decides whether it
 //! is active at `now` ([RFC 7662 §2.2](https://www.rfc-editor.org/rfc/rfc7662#section-2.2)).
 
 use base64::Engine as _;
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::claims::{AccessClaims, Audience};
-use crate::store::OpaqueToken;
+use crate::store::{OpaqueToken, RefreshToken};
 use crate::{AppState, Result};
 
 /// What a presented token turned out to be.
@@ -16,8 +16,11 @@ use crate::{AppState, Result};
 pub enum Found {
     /// A JWT with a valid signature from one of our published keys and our issuer.
     Jwt(AccessClaims),
-    /// An opaque token we issued.
+    /// An opaque access token we issued.
     Opaque(OpaqueToken),
+    /// A refresh token we issued ([RFC 7009 §2](https://www.rfc-editor.org/rfc/rfc7009#section-2)
+    /// requires that it can be revoked; RFC 7662 that it can be introspected).
+    Refresh(RefreshToken),
     /// Nothing we issued.
     Unknown,
 }
@@ -28,6 +31,7 @@ impl Found {
         match self {
             Found::Jwt(c) => Some(&c.client_id),
             Found::Opaque(t) => Some(&t.client_id),
+            Found::Refresh(t) => Some(&t.client_id),
             Found::Unknown => None,
         }
     }
@@ -52,8 +56,12 @@ pub async fn find(state: &AppState, token: &str, now: i64) -> Result<Found> {
     if token.len() > 512 {
         return Ok(Found::Unknown);
     }
-    match state.db.find_opaque_token(&super::hash(token)).await? {
-        Some(row) => Ok(Found::Opaque(row)),
+    let hash = super::hash(token);
+    if let Some(row) = state.db.find_opaque_token(&hash).await? {
+        return Ok(Found::Opaque(row));
+    }
+    match state.db.find_refresh_token(&hash).await? {
+        Some(row) => Ok(Found::Refresh(row)),
         None => Ok(Found::Unknown),
     }
 }
@@ -115,8 +123,12 @@ pub async fn active_claims(state: &AppState, found: &Found, now: i64) -> Result<
         Found::Unknown => return Ok(None),
         Found::Jwt(c) => (&c.client_id, c.iat, c.exp, c.nbf),
         Found::Opaque(t) => (&t.client_id, t.issued_at, t.expires_at, None),
+        Found::Refresh(t) => (&t.client_id, t.issued_at, t.expires_at, None),
     };
-    if now >= exp || nbf.is_some_and(|nbf| now < nbf) {
+    // Another replica's clock may run a little ahead: `iat` and `nbf` get the configured leeway
+    // (RFC 7519 §4.1.5); `exp` gets none.
+    let ahead = now.saturating_add(state.config.clock_leeway);
+    if now >= exp || iat > ahead || nbf.is_some_and(|nbf| nbf > ahead) {
         return Ok(None);
     }
     if state.clients.get(client_id).is_none() {
@@ -130,7 +142,7 @@ pub async fn active_claims(state: &AppState, found: &Found, now: i64) -> Result<
         return Ok(None);
     }
     let mut out = Map::new();
-    out.insert("active".to_owned(), Value::Bool(true));
+    let mut token_type = "Bearer";
     match found {
         Found::Jwt(claims) => {
             if let Value::Object(map) = serde_json::to_value(claims)? {
@@ -158,9 +170,24 @@ pub async fn active_claims(state: &AppState, found: &Found, now: i64) -> Result<
                 out.insert("scope".to_owned(), json!(t.scope));
             }
         }
+        Found::Refresh(t) => {
+            // A rotated refresh token can never be used again; a revoked one neither.
+            if t.revoked || t.used {
+                return Ok(None);
+            }
+            token_type = "refresh_token";
+            out.insert("iss".to_owned(), json!(state.config.issuer));
+            out.insert("sub".to_owned(), json!(t.subject));
+            out.insert("exp".to_owned(), json!(t.expires_at));
+            out.insert("iat".to_owned(), json!(t.issued_at));
+            out.insert("client_id".to_owned(), json!(t.client_id));
+            if !t.scope.is_empty() {
+                out.insert("scope".to_owned(), json!(t.scope));
+            }
+        }
         Found::Unknown => return Ok(None),
     }
     out.insert("active".to_owned(), Value::Bool(true));
-    out.insert("token_type".to_owned(), json!("Bearer"));
+    out.insert("token_type".to_owned(), json!(token_type));
     Ok(Some(out))
 }

@@ -36,6 +36,13 @@ pub fn web_app(id: &str) -> ClientRegistration {
     c
 }
 
+/// Registers `id` as a public, first-party client (no consent page) for the implicit grant.
+pub async fn register_first_party_implicit_client(server: &TestServer, id: &str) {
+    let mut legacy = client(id).public().grants(&[GrantType::Implicit]).build();
+    legacy.effective.first_party = true;
+    server.register(&legacy).await;
+}
+
 /// A browser: cookies by hand, no automatic redirects.
 pub struct Browser {
     http: reqwest::Client,
@@ -117,7 +124,7 @@ pub fn authorize_url(server: &TestServer, pairs: &[(&str, &str)]) -> String {
     format!("{}?{}", server.url("/authorize"), encode(pairs))
 }
 
-fn code_request<'a>(client_id: &'a str, challenge: &'a str) -> Vec<(&'a str, &'a str)> {
+pub fn code_request<'a>(client_id: &'a str, challenge: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("response_type", "code"),
         ("client_id", client_id),
@@ -129,12 +136,12 @@ fn code_request<'a>(client_id: &'a str, challenge: &'a str) -> Vec<(&'a str, &'a
     ]
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub fn location(response: &reqwest::Response) -> String {
     assert_eq!(response.status(), 303, "expected a redirect");
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
-fn query_of(url: &str) -> HashMap<String, String> {
+pub fn query_of(url: &str) -> HashMap<String, String> {
     let query = url.split_once(['?', '#']).map(|(_, q)| q).unwrap_or_default();
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
@@ -216,7 +223,7 @@ pub async fn exchange(
     server.post_form("/token", &encode(&form), None).await
 }
 
-async fn setup(backend: Backend) -> TestServer {
+pub async fn setup(backend: Backend) -> TestServer {
     let server = TestServer::start(backend).await;
     server.register(&spa("spa")).await;
     create_user(&server, "alice", PASSWORD).await;
@@ -555,9 +562,7 @@ async fn a_wrong_password_on_the_login_page_shows_the_form_again(backend: Backen
 
 async fn implicit_is_only_for_clients_registered_for_it_and_puts_the_token_in_the_fragment(backend: Backend) {
     let server = setup(backend).await;
-    let mut legacy = client("legacy").public().grants(&[GrantType::Implicit]).build();
-    legacy.effective.first_party = true;
-    server.register(&legacy).await;
+    register_first_party_implicit_client(&server, "legacy").await;
     let pairs = [
         ("response_type", "token"),
         ("client_id", "spa"),

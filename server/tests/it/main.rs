@@ -9,6 +9,7 @@ mod admin;
 mod authorize;
 mod binary;
 mod browser;
+mod conformance;
 mod fuzz;
 mod interop;
 mod introspection;

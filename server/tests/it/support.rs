@@ -199,6 +199,7 @@ fn settings(db_url: &str, options: &Options) -> Settings {
         body_limit: BODY_LIMIT,
         // The tests drive time themselves; the periodic refresh stays out of the way.
         refresh_interval: Duration::from_secs(3600),
+        clock_leeway: gatehouse_server::server::DEFAULT_CLOCK_LEEWAY,
     }
 }
 

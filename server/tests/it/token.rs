@@ -399,7 +399,7 @@ async fn discovery_lists_exactly_what_is_implemented(backend: Backend) {
                 "jwks_uri": format!("{ISSUER}/jwks"),
                 "introspection_endpoint": format!("{ISSUER}/introspect"),
                 "revocation_endpoint": format!("{ISSUER}/revoke"),
-                "grant_types_supported": ["authorization_code", "password", "client_credentials", "refresh_token"],
+                "grant_types_supported": ["authorization_code", "password", "client_credentials", "refresh_token", "implicit"],
                 "response_types_supported": ["code", "token"],
                 "response_modes_supported": ["query", "fragment"],
                 "code_challenge_methods_supported": ["S256", "plain"],
@@ -411,6 +411,7 @@ async fn discovery_lists_exactly_what_is_implemented(backend: Backend) {
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["ES256"],
                 "access_token_signing_alg_values_supported": ["ES256"],
+                "authorization_response_iss_parameter_supported": true,
             })
         );
     }

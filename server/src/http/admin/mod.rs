@@ -177,12 +177,13 @@ pub async fn revoke_client(
     Path(client_id): Path<String>,
 ) -> Result<Response, OAuthError> {
     let now = state.clock.now();
-    let opaque = state.db.revoke_client_tokens(&client_id, now).await?;
-    tracing::info!(%client_id, opaque_tokens = opaque, "revoked every token of the client");
+    let (opaque, refresh) = state.db.revoke_client_tokens(&client_id, now).await?;
+    tracing::info!(%client_id, opaque_tokens = opaque, refresh_tokens = refresh, "revoked every token of the client");
     Ok(Json(json!({
         "clientId": client_id,
         "revokedBefore": now,
         "opaqueTokensRevoked": opaque,
+        "refreshTokensRevoked": refresh,
     }))
     .into_response())
 }

@@ -19,7 +19,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_crds::GrantType;
 use gatehouse_crds::admin::ClientRegistration;
-use subtle::ConstantTimeEq;
 
 use crate::grant::authorization_code::{self, CodeGrant};
 use crate::grant::implicit;
@@ -29,7 +28,10 @@ use crate::store::Session;
 use crate::users::throttle::{self, SignIn};
 use crate::{AppState, token};
 
+mod cookies;
 mod pages;
+
+use cookies::{csrf_ok, csrf_token, session, set_cookie};
 
 pub use pages::escape;
 use pages::{allow_form_redirect_to, error_page, forbidden_form, html, page_headers};
@@ -72,10 +74,14 @@ fn redirect(location: &str) -> Response {
     response
 }
 
-/// `redirect_uri` with parameters added to its query (code) or fragment (token).
-fn redirect_with(uri: &str, response_type: ResponseType, pairs: &[(&str, &str)]) -> String {
+/// The redirect back to the client with `pairs`, in the query for a code and in the fragment for a
+/// token, always with `iss` ([RFC 9207 §2](https://www.rfc-editor.org/rfc/rfc9207#section-2)): a client
+/// that talks to several authorization servers can tell which one answered (the mix-up defence of
+/// RFC 9700 §4.4).
+fn redirect_with(uri: &str, response_type: ResponseType, issuer: &str, pairs: &[(&str, &str)]) -> String {
     let encoded = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
+        .append_pair("iss", issuer)
         .finish();
     match response_type {
         ResponseType::Code if uri.contains('?') => format!("{uri}&{encoded}"),
@@ -89,6 +95,7 @@ fn redirect_with(uri: &str, response_type: ResponseType, pairs: &[(&str, &str)])
 fn redirect_error(
     uri: &str,
     response_type: ResponseType,
+    issuer: &str,
     state: Option<&str>,
     error: ErrorCode,
     description: &str,
@@ -97,7 +104,7 @@ fn redirect_error(
     if let Some(state) = state {
         pairs.push(("state", state));
     }
-    redirect(&redirect_with(uri, response_type, &pairs))
+    redirect(&redirect_with(uri, response_type, issuer, &pairs))
 }
 
 /// Checks a request; the error is the response to send.
@@ -125,7 +132,14 @@ fn check(state: &AppState, raw: &str) -> Result<AuthzRequest, Response> {
     };
     let state_param = params.get("state").map(str::to_owned);
     let fail = |rt: ResponseType, code: ErrorCode, description: &str| {
-        redirect_error(&redirect_uri, rt, state_param.as_deref(), code, description)
+        redirect_error(
+            &redirect_uri,
+            rt,
+            &state.config.issuer,
+            state_param.as_deref(),
+            code,
+            description,
+        )
     };
     let response_type = match params.get("response_type") {
         Some("code") => ResponseType::Code,
@@ -206,72 +220,6 @@ fn check(state: &AppState, raw: &str) -> Result<AuthzRequest, Response> {
         nonce: params.get("nonce").map(str::to_owned),
         carried,
     })
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// Whether cookies may go without `Secure`: only for a plain-http loopback issuer.
-fn insecure_issuer(issuer: &str) -> bool {
-    let Some(rest) = issuer.strip_prefix("http://") else {
-        return false;
-    };
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
-    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
-}
-
-fn set_cookie(state: &AppState, response: &mut Response, name: &str, value: &str, max_age: i64) {
-    let secure = if insecure_issuer(&state.config.issuer) {
-        ""
-    } else {
-        "; Secure"
-    };
-    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
-    if let Ok(value) = HeaderValue::from_str(&text) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-}
-
-async fn session(state: &AppState, headers: &HeaderMap, now: i64) -> crate::Result<Option<Session>> {
-    let Some(value) = cookie(headers, SESSION_COOKIE) else {
-        return Ok(None);
-    };
-    if value.len() > 128 {
-        return Ok(None);
-    }
-    state.db.find_session(&token::hash(value), now).await
-}
-
-fn csrf_ok(headers: &HeaderMap, form: &Params) -> bool {
-    match (cookie(headers, CSRF_COOKIE), form.get("csrf")) {
-        (Some(cookie), Some(field)) => {
-            !cookie.is_empty() && bool::from(cookie.as_bytes().ct_eq(field.as_bytes()))
-        }
-        _ => false,
-    }
-}
-
-/// The CSRF token: the cookie's, or a new one (with the cookie to set).
-fn csrf_token(headers: &HeaderMap) -> crate::Result<(String, bool)> {
-    match cookie(headers, CSRF_COOKIE) {
-        Some(value) if value.len() == 43 => Ok((value.to_owned(), false)),
-        _ => Ok((token::random(), true)),
-    }
 }
 
 fn login_page(
@@ -385,6 +333,7 @@ async fn complete(
             Ok(redirect(&redirect_with(
                 &request.redirect_uri,
                 ResponseType::Code,
+                &state.config.issuer,
                 &pairs,
             )))
         }
@@ -406,6 +355,7 @@ async fn complete(
             Ok(redirect(&redirect_with(
                 &request.redirect_uri,
                 ResponseType::Token,
+                &state.config.issuer,
                 &pairs,
             )))
         }
@@ -429,6 +379,7 @@ async fn proceed(
             return Ok(redirect_error(
                 &request.redirect_uri,
                 request.response_type,
+                &state.config.issuer,
                 request.state.as_deref(),
                 ErrorCode::LoginRequired,
                 "the user is not signed in",
@@ -450,6 +401,7 @@ async fn proceed(
             return Ok(redirect_error(
                 &request.redirect_uri,
                 request.response_type,
+                &state.config.issuer,
                 request.state.as_deref(),
                 ErrorCode::ConsentRequired,
                 "the user has not consented to these scopes",
@@ -570,6 +522,7 @@ pub async fn consent(State(state): State<AppState>, form: Form) -> Response {
             return Ok(redirect_error(
                 &request.redirect_uri,
                 request.response_type,
+                &state.config.issuer,
                 request.state.as_deref(),
                 ErrorCode::AccessDenied,
                 "the user denied the request",

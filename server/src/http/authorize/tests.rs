@@ -1,3 +1,4 @@
+use super::cookies::insecure_issuer;
 use super::pages::csp_source;
 use super::*;
 
@@ -42,17 +43,23 @@ fn html_is_escaped() {
 }
 
 #[test]
-fn codes_go_in_the_query_and_tokens_in_the_fragment() {
+fn codes_go_in_the_query_and_tokens_in_the_fragment_each_with_the_issuer() {
     assert_eq!(
         redirect_with(
             "https://app/cb?x=1",
             ResponseType::Code,
+            "https://idp",
             &[("code", "c"), ("state", "s 1")]
         ),
-        "https://app/cb?x=1&code=c&state=s+1"
+        "https://app/cb?x=1&code=c&state=s+1&iss=https%3A%2F%2Fidp"
     );
     assert_eq!(
-        redirect_with("https://app/cb", ResponseType::Token, &[("access_token", "t")]),
-        "https://app/cb#access_token=t"
+        redirect_with(
+            "https://app/cb",
+            ResponseType::Token,
+            "https://idp",
+            &[("access_token", "t")]
+        ),
+        "https://app/cb#access_token=t&iss=https%3A%2F%2Fidp"
     );
 }
