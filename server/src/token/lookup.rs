@@ -44,8 +44,10 @@ struct JwtHeader {
     typ: Option<String>,
 }
 
-/// Looks a token up: a JWT is checked for signature, type and issuer (not expiry); an opaque token
-/// is looked up by hash. The hint only decides the order ([RFC 7009 §2.1](https://www.rfc-editor.org/rfc/rfc7009#section-2.1)).
+/// Looks a token up: a JWT is checked for signature, type and issuer (not expiry); anything else is
+/// looked up by hash, as an opaque access token and then as a refresh token. `token_type_hint` is not
+/// consulted: every kind is looked for, which [RFC 7009 §2.1](https://www.rfc-editor.org/rfc/rfc7009#section-2.1)
+/// allows.
 pub async fn find(state: &AppState, token: &str, now: i64) -> Result<Found> {
     if token.split('.').count() == 3 {
         if let Some(claims) = verify_jwt(state, token, now).await? {
