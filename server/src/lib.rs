@@ -30,6 +30,8 @@ pub mod standalone;
 pub mod state;
 pub mod store;
 pub mod sync;
+#[cfg(test)]
+mod test_support;
 pub mod token;
 pub mod users;
 

@@ -39,7 +39,7 @@ mod tests {
     use gatehouse_crds::AuthMethod;
 
     use super::*;
-    use crate::grant::test_support::registration;
+    use crate::test_support::registration;
 
     fn client(method: AuthMethod) -> AuthenticatedClient {
         AuthenticatedClient {

@@ -103,25 +103,3 @@ pub async fn token(State(state): State<AppState>, form: Form) -> Result<Response
     state.metrics.token_issued(grant.name());
     Ok(response.into_response())
 }
-
-/// Registrations for the grants' unit tests.
-#[cfg(test)]
-pub(crate) mod test_support {
-    use gatehouse_crds::admin::ClientRegistration;
-
-    /// A registration of `id` authenticating with `method` (`none`, `client_secret_basic`, ...), for
-    /// `grant_types`, allowed `scopes`.
-    pub fn registration(id: &str, method: &str, grant_types: &[&str], scopes: &[&str]) -> ClientRegistration {
-        serde_json::from_value(serde_json::json!({
-            "clientId": id,
-            "tokenEndpointAuthMethod": method,
-            "effective": {
-                "grantTypes": grant_types, "scopes": scopes, "accessTokenTtlSeconds": 600,
-                "refreshTokenTtlSeconds": 3600, "authorizationCodeTtlSeconds": 60,
-                "accessTokenFormat": "jwt", "requirePKCE": true, "allowPlainPKCE": false,
-                "refreshTokenRotation": true, "firstParty": false,
-            },
-        }))
-        .expect("a valid registration")
-    }
-}

@@ -213,7 +213,7 @@ mod tests {
     }
 
     fn client(id: &str, scopes: &[&str]) -> ClientRegistration {
-        crate::grant::test_support::registration(id, "none", &["refresh_token"], scopes)
+        crate::test_support::registration(id, "none", &["refresh_token"], scopes)
     }
 
     #[test]

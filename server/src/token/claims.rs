@@ -117,41 +117,24 @@ pub fn build_claims(
 
 #[cfg(test)]
 mod tests {
-    use gatehouse_crds::{AuthMethod, EffectiveSettings, GrantType, TokenFormat};
     use serde_json::json;
 
     use super::*;
+    use crate::test_support::registration;
 
     fn client(audience: &[&str], claims: &[(&str, &str)]) -> ClientRegistration {
-        ClientRegistration {
-            client_id: "billing".to_owned(),
-            source: None,
-            display_name: None,
-            token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
-            redirect_uris: Vec::new(),
-            effective: EffectiveSettings {
-                grant_types: vec![GrantType::ClientCredentials],
-                denied_grant_types: Vec::new(),
-                scopes: vec!["read".to_owned()],
-                denied_scopes: Vec::new(),
-                default_scopes: Vec::new(),
-                scope_descriptions: BTreeMap::new(),
-                audience: audience.iter().map(|a| (*a).to_owned()).collect(),
-                access_token_ttl_seconds: 600,
-                refresh_token_ttl_seconds: 3600,
-                authorization_code_ttl_seconds: 60,
-                access_token_format: TokenFormat::Jwt,
-                require_pkce: false,
-                allow_plain_pkce: true,
-                refresh_token_rotation: true,
-                first_party: false,
-                claims: claims
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            },
-            secrets: Vec::new(),
-        }
+        let mut client = registration(
+            "billing",
+            "client_secret_basic",
+            &["client_credentials"],
+            &["read"],
+        );
+        client.effective.audience = audience.iter().map(|a| (*a).to_owned()).collect();
+        client.effective.claims = claims
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        client
     }
 
     #[test]

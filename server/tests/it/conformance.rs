@@ -53,15 +53,7 @@ async fn rfc9207_2_an_implicit_response_carries_the_issuer_in_the_fragment(backe
 }
 
 async fn metadata(server: &TestServer) -> Value {
-    server
-        .http
-        .get(server.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    server.get_json("/.well-known/oauth-authorization-server").await
 }
 
 async fn rfc9207_3_metadata_says_authorization_responses_carry_iss(backend: Backend) {

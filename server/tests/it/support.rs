@@ -333,15 +333,20 @@ impl TestServer {
             .await
     }
 
-    pub async fn jwks(&self) -> Value {
+    /// `GET path` on the public listener, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
         self.http
-            .get(self.url("/jwks"))
+            .get(self.url(path))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    pub async fn jwks(&self) -> Value {
+        self.get_json("/jwks").await
     }
 }
 

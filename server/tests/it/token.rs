@@ -381,15 +381,7 @@ async fn discovery_lists_exactly_what_is_implemented(backend: Backend) {
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
-        let metadata: Value = server
-            .http
-            .get(server.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let metadata = server.get_json(path).await;
         assert_eq!(
             metadata,
             serde_json::json!({
