@@ -13,7 +13,11 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::{
-    api::core::v1::Namespace, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    api::{
+        core::v1::Namespace,
+        rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
     Api, Client, Config,
@@ -138,6 +142,66 @@ impl ControlPlane {
             ..Default::default()
         };
         config.default_namespace = "default".into();
+        Ok(Client::try_from(config)?)
+    }
+
+    /// A client that acts as `user`, a member of one application team: the user holds only a Role in
+    /// `namespace` that reads and writes OAuthClients, OAuthPolicies and Secrets there (created here,
+    /// bound through a RoleBinding). Requests go through impersonation, so the API server authorizes
+    /// them exactly as it would that user's own.
+    pub async fn team_client(&self, namespace: &str, user: &str) -> anyhow::Result<Client> {
+        let admin = self.client()?;
+        let rule = |groups: &[&str], resources: &[&str]| PolicyRule {
+            api_groups: Some(groups.iter().map(|g| (*g).to_owned()).collect()),
+            resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
+            verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+                .map(str::to_owned)
+                .to_vec(),
+            ..Default::default()
+        };
+        let role = Role {
+            metadata: ObjectMeta {
+                name: Some(format!("team-{user}")),
+                namespace: Some(namespace.to_owned()),
+                ..Default::default()
+            },
+            rules: Some(vec![
+                rule(&[gatehouse_crds::GROUP], &["oauthclients", "oauthpolicies"]),
+                rule(&[""], &["secrets"]),
+            ]),
+        };
+        let binding = RoleBinding {
+            metadata: role.metadata.clone(),
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "Role".into(),
+                name: format!("team-{user}"),
+            },
+            subjects: Some(vec![Subject {
+                kind: "User".into(),
+                name: user.to_owned(),
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                ..Default::default()
+            }]),
+        };
+        let apply = PatchParams::apply("gatehouse-tests").force();
+        let name = format!("team-{user}");
+        Api::<Role>::namespaced(admin.clone(), namespace)
+            .patch(&name, &apply, &Patch::Apply(&role))
+            .await?;
+        Api::<RoleBinding>::namespaced(admin, namespace)
+            .patch(&name, &apply, &Patch::Apply(&binding))
+            .await?;
+
+        let mut config = Config::new(self.url.parse()?);
+        config.accept_invalid_certs = true;
+        config.auth_info = AuthInfo {
+            token: Some(ADMIN_TOKEN.to_owned().into()),
+            impersonate: Some(user.to_owned()),
+            impersonate_groups: Some(vec!["system:authenticated".into()]),
+            ..Default::default()
+        };
+        config.default_namespace = namespace.to_owned();
         Ok(Client::try_from(config)?)
     }
 
