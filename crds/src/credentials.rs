@@ -20,6 +20,20 @@ pub const ISSUER: &str = "issuer";
 /// Default key of the space-separated default scopes.
 pub const SCOPE: &str = "scope";
 
+/// The shortest client secret accepted, in bytes. A floor on length, not a measure of entropy: 32 random
+/// bytes hold 256 bits, and even 32 hex digits hold 128, the least [RFC 6749 §10.10] allows for a
+/// credential an attacker could guess. The server keeps a fast SHA-256 of each secret, not a slow KDF
+/// (see the architecture's performance notes), so a short secret would be cheap to search. Generated
+/// secrets are 32 random bytes, 43 characters of base64url.
+///
+/// [RFC 6749 §10.10]: https://www.rfc-editor.org/rfc/rfc6749#section-10.10
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Whether `secret` is long enough to be a client secret (see [`MIN_SECRET_BYTES`]).
+pub fn long_enough(secret: &str) -> bool {
+    secret.len() >= MIN_SECRET_BYTES
+}
+
 /// The key names of a client's credentials Secret, with the spec's overrides applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyNames {
@@ -141,6 +155,13 @@ mod tests {
                 ),
             ])
         );
+    }
+
+    #[test]
+    fn a_secret_needs_32_bytes_and_a_generated_one_has_them() {
+        assert!(!long_enough(&"x".repeat(31)));
+        assert!(long_enough(&"x".repeat(32)));
+        assert!(long_enough(&crate::random::token()));
     }
 
     #[test]

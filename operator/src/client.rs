@@ -94,6 +94,16 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
     let old_conditions = status::current_conditions(client);
     let resync = ctx.config.resync_interval;
 
+    // 0. Earlier operators remembered the registered digests on the OAuthClient, for every reader of it
+    // to see. The Secret step takes them over into the generated Secret, and the annotation goes first.
+    let migrated = status::without_legacy_digests(client);
+    let mut legacy = None;
+    if let Some((_, digests)) = &migrated {
+        versions.extend(status::remember(api, client, &[]).await?);
+        legacy.clone_from(digests);
+    }
+    let client = migrated.as_ref().map_or(client, |(cleaned, _)| cleaned);
+
     // 1. Effective settings.
     // A fresh list, not a watch cache: a policy applied just before its clients (one `kubectl apply`
     // of a directory) must already apply to their first registration, never a moment later.
@@ -121,7 +131,7 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
     let secret_step = if client.spec.existing_secret_ref.is_some() {
         secret_step::existing(client, ctx).await?
     } else {
-        secret_step::generated(client, ctx, &resolution.effective.default_scopes, now).await?
+        secret_step::generated(client, ctx, &resolution.effective.default_scopes, now, legacy).await?
     };
 
     // 3. The registration.
@@ -140,11 +150,13 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
             if let Some(plan) = &outcome.plan {
                 requeue = rotation::requeue_after(plan, now, resync);
             }
-            let synced = Desired::ok(
-                cond::SECRET_SYNCED,
-                cond::REASON_RECONCILED,
-                format!("Secret {} holds the client's credentials", client.secret_name()),
-            );
+            let synced = outcome.refused.clone().unwrap_or_else(|| {
+                Desired::ok(
+                    cond::SECRET_SYNCED,
+                    cond::REASON_RECONCILED,
+                    format!("Secret {} holds the client's credentials", client.secret_name()),
+                )
+            });
             let registered = register::step(ctx, api, client, &resolution, outcome).await?;
             versions.extend(registered.version);
             transient = registered.transient;

@@ -17,6 +17,10 @@ pub const REASON_RECONCILED: &str = "Reconciled";
 pub const REASON_SECRET_MISSING: &str = "SecretMissing";
 /// `existingSecretRef` names a Secret without the client-secret key.
 pub const REASON_SECRET_KEY_MISSING: &str = "SecretKeyMissing";
+/// `existingSecretRef` names a secret shorter than
+/// [`MIN_SECRET_BYTES`](gatehouse_crds::credentials::MIN_SECRET_BYTES): it is not registered, and the
+/// client is registered with no secret at all until the Secret holds a long enough one.
+pub const REASON_SECRET_TOO_WEAK: &str = "SecretTooWeak";
 /// The token server's admin API could not be reached, or answered with a server error.
 pub const REASON_SERVER_UNAVAILABLE: &str = "ServerUnavailable";
 /// The token server refused the registration; the spec has to change.

@@ -114,6 +114,15 @@ pub enum Error {
         #[source]
         source: admin::AdminError,
     },
+    /// The token server's registration of a client could not be read.
+    #[error("reading the registration of client {client_id}: {source}")]
+    ReadRegistration {
+        /// The client.
+        client_id: String,
+        /// Why.
+        #[source]
+        source: admin::AdminError,
+    },
     /// The token server did not remove the registration.
     #[error("deregistering client {client_id}: {source}")]
     DeregisterClient {

@@ -1,6 +1,10 @@
 //! The generated client Secret: its metadata and rotation annotations around the shared layout of
 //! [`gatehouse_crds::credentials`], and how the current secret is read back. Rendering is pure; only
 //! [`generate`] draws randomness.
+//!
+//! The Secret is also where the operator remembers which digests the token server accepts for the
+//! client ([`ACCEPTED_DIGESTS`]): whoever can read that annotation can read the secrets themselves,
+//! whereas OAuthClients are readable by a much wider audience. The OAuthClient carries no digest.
 
 use std::collections::BTreeMap;
 
@@ -22,10 +26,20 @@ pub const ROTATED_AT: &str = "gatehouse.dev/rotated-at";
 pub const ROTATE_HANDLED: &str = "gatehouse.dev/rotate-handled";
 /// Annotation on the OAuthClient that forces a rotation when its value changes.
 pub const ROTATE: &str = "gatehouse.dev/rotate";
-/// Annotation on the OAuthClient: the digests last registered (JSON, digests only, never secrets).
-pub const REGISTERED_DIGESTS: &str = "gatehouse.dev/registered-digests";
-/// Label on every generated Secret.
+/// Annotation on the generated Secret: the SHA-256 digests the token server is to accept for the client,
+/// each rotated-out one with the end of its grace period (JSON [`SecretDigest`]s). It changes in the
+/// same write as the secrets, and it is what lets the secret of a deleted Secret, or one rotated out
+/// twice within a grace period, keep working to the end of its grace after a restart.
+pub const ACCEPTED_DIGESTS: &str = "gatehouse.dev/accepted-digests";
+/// Annotation on the OAuthClient where earlier operators remembered the registered digests. Readable
+/// by everyone who can read OAuthClients, so it is read once more to migrate, and then removed.
+pub const LEGACY_REGISTERED_DIGESTS: &str = "gatehouse.dev/registered-digests";
+/// Label on every generated Secret: the name of its OAuthClient. The operator watches only Secrets that
+/// carry it ([`WATCH_SELECTOR`]); a team may put it on a Secret it brings (`existingSecretRef`) for
+/// the operator to react to a change at once instead of at the next resync.
 pub const CLIENT_LABEL: &str = "gatehouse.dev/client";
+/// The label selector of the operator's Secret watch: Secrets with a [`CLIENT_LABEL`].
+pub const WATCH_SELECTOR: &str = CLIENT_LABEL;
 /// The managed-by label value.
 pub const MANAGED_BY: &str = "gatehouse-operator";
 
@@ -39,6 +53,8 @@ pub struct Contents<'a> {
     pub rotated_at: Option<Timestamp>,
     /// The rotate annotation value acted on.
     pub rotate_handled: Option<&'a str>,
+    /// The digests the token server is to accept ([`ACCEPTED_DIGESTS`]); none for a public client.
+    pub accepted: &'a [SecretDigest],
 }
 
 /// Renders the Secret for `client`, owned by it with `controller: true`.
@@ -63,6 +79,11 @@ pub fn render(client: &OAuthClient, owner: OwnerReference, contents: &Contents<'
     if let Some(handled) = contents.rotate_handled {
         annotations.insert(ROTATE_HANDLED.to_owned(), handled.to_owned());
     }
+    if !contents.accepted.is_empty() {
+        // A Vec of two plain structs always serialises.
+        let json = serde_json::to_string(contents.accepted).unwrap_or_default();
+        annotations.insert(ACCEPTED_DIGESTS.to_owned(), json);
+    }
     Secret {
         metadata: ObjectMeta {
             name: Some(client.secret_name()),
@@ -76,6 +97,16 @@ pub fn render(client: &OAuthClient, owner: OwnerReference, contents: &Contents<'
         data: Some(data),
         ..Default::default()
     }
+}
+
+/// The digests a generated Secret says the server accepts ([`ACCEPTED_DIGESTS`]), if it says.
+pub fn accepted(secret: &Secret) -> Option<Vec<SecretDigest>> {
+    digests_in(secret.metadata.annotations.as_ref()?, ACCEPTED_DIGESTS)
+}
+
+/// The digests under annotation `key` of `annotations`, if it is there and well-formed.
+pub fn digests_in(annotations: &BTreeMap<String, String>, key: &str) -> Option<Vec<SecretDigest>> {
+    serde_json::from_str(annotations.get(key)?).ok()
 }
 
 /// A string value of `secret` under `key`, if present and UTF-8.
@@ -153,6 +184,7 @@ mod tests {
                 },
                 rotated_at: Some(Timestamp::from_second(0).unwrap()),
                 rotate_handled: None,
+                accepted: &[],
             },
         );
         assert_eq!(s.metadata.name.as_deref(), Some("billing-oauth"));
@@ -189,6 +221,10 @@ mod tests {
             rotation: None,
         };
         let c = client(Some(template));
+        let digests = [SecretDigest {
+            sha256: secret_digest("new"),
+            expires_at: None,
+        }];
         let s = render(
             &c,
             owner(),
@@ -202,6 +238,7 @@ mod tests {
                 },
                 rotated_at: None,
                 rotate_handled: Some("v2"),
+                accepted: &digests,
             },
         );
         assert_eq!(s.metadata.name.as_deref(), Some("creds"));
@@ -213,6 +250,7 @@ mod tests {
         assert_eq!(annotations["note"], "x");
         assert_eq!(annotations[ROTATE_HANDLED], "v2");
         assert!(!annotations.contains_key(ROTATED_AT));
+        assert_eq!(accepted(&s), Some(digests.to_vec()));
     }
 
     #[test]
@@ -230,8 +268,10 @@ mod tests {
                 },
                 rotated_at: None,
                 rotate_handled: None,
+                accepted: &[],
             },
         );
+        assert_eq!(accepted(&s), None, "a public client has no digests");
         assert!(!s.data.unwrap().contains_key("client_secret"));
     }
 

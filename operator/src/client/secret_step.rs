@@ -2,11 +2,17 @@
 //! the rotation plan the status shows). A generated Secret is read, decided on by the pure
 //! [`rotation::decide`] and applied; a Secret the platform team brings (`existingSecretRef`) is only
 //! read. A problem the spec has to fix comes back as the failed SecretSynced condition.
+//!
+//! No digest goes anywhere but the token server and the generated Secret: the OAuthClient is readable
+//! by many more people than its namespace's Secrets, and a SHA-256 of a secret someone chose (a
+//! bring-your-own one) can be searched offline. What the server was told to accept is remembered in
+//! the generated Secret itself ([`sec::ACCEPTED_DIGESTS`]); a bring-your-own secret has no rotation and
+//! needs no memory.
 
 use gatehouse_crds::{
     OAuthClient,
     admin::{SecretDigest, secret_digest},
-    credentials::{Credentials, KeyNames},
+    credentials::{Credentials, KeyNames, MIN_SECRET_BYTES, long_enough},
 };
 use jiff::Timestamp;
 use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::OwnerReference};
@@ -32,18 +38,47 @@ pub struct SecretOutcome {
     pub plan: Option<rotation::Plan>,
     /// The rotate annotation value the current secret answers.
     pub rotate_handled: Option<String>,
+    /// The failed SecretSynced condition of a secret that is refused but still registers the client, with
+    /// no digests: so that the secret the Secret held before stops working too.
+    pub refused: Option<Desired>,
 }
 
 /// The Secret step's result: the outcome, or the failed SecretSynced condition.
 pub type Step = std::result::Result<SecretOutcome, Desired>;
 
-/// The digests registered last time, from the OAuthClient's annotation.
-pub fn remembered(client: &OAuthClient) -> Vec<SecretDigest> {
-    client
-        .annotations()
-        .get(sec::REGISTERED_DIGESTS)
-        .and_then(|v| serde_json::from_str(v).ok())
-        .unwrap_or_default()
+/// The digests the token server was last told to accept for a generated secret: what the Secret says
+/// ([`sec::ACCEPTED_DIGESTS`]); else `legacy`, what an earlier operator remembered on the OAuthClient;
+/// else, for a client that had a secret before, what the server holds. Only a Secret that is gone, or
+/// that an earlier operator wrote, needs the server: without it, the secret of a deleted Secret would
+/// stop working at once instead of at the end of its grace period. A registration that another
+/// OAuthClient made is no memory of this one.
+async fn remembered(
+    client: &OAuthClient,
+    secret: Option<&Secret>,
+    legacy: Option<Vec<SecretDigest>>,
+    ctx: &Context,
+) -> Result<Vec<SecretDigest>> {
+    if let Some(digests) = secret.and_then(sec::accepted).or(legacy) {
+        return Ok(digests);
+    }
+    let had_secret = client
+        .status
+        .as_ref()
+        .is_some_and(|s| s.secret_rotated_at.is_some());
+    if !had_secret {
+        return Ok(Vec::new());
+    }
+    let client_id = client.client_id();
+    let registration = ctx
+        .admin
+        .get(&client_id)
+        .await
+        .map_err(|source| Error::ReadRegistration { client_id, source })?;
+    let source = format!("{}/{}", client.namespace().unwrap_or_default(), client.name_any());
+    Ok(registration
+        .filter(|r| r.source.as_ref() == Some(&source))
+        .map(|r| r.secrets)
+        .unwrap_or_default())
 }
 
 fn owner_ref(client: &OAuthClient) -> Result<OwnerReference> {
@@ -53,12 +88,14 @@ fn owner_ref(client: &OAuthClient) -> Result<OwnerReference> {
 }
 
 /// The Secret step for a client whose Secret the operator generates, with `effective_scopes` as its
-/// `scope` key and `now` for the rotation decision.
+/// `scope` key and `now` for the rotation decision. `legacy` are the digests an earlier operator
+/// remembered on the OAuthClient, if it did (see [`super::status::remember`]).
 pub async fn generated(
     client: &OAuthClient,
     ctx: &Context,
     effective_scopes: &[String],
     now: Timestamp,
+    legacy: Option<Vec<SecretDigest>>,
 ) -> Result<Step> {
     let ns = client.namespace().unwrap_or_default();
     let name = client.secret_name();
@@ -95,6 +132,7 @@ pub async fn generated(
                 credentials: credentials(None, None),
                 rotated_at: None,
                 rotate_handled: None,
+                accepted: &[],
             },
         );
         apply_secret(ctx, client, &secrets, &rendered).await?;
@@ -102,7 +140,7 @@ pub async fn generated(
     }
 
     let keys = KeyNames::of(client);
-    let remembered = remembered(client);
+    let remembered = remembered(client, existing.as_ref(), legacy, ctx).await?;
     let current = existing
         .as_ref()
         .and_then(|s| sec::current(s, &keys, &remembered));
@@ -135,6 +173,7 @@ pub async fn generated(
             credentials: credentials(Some(&decision.secret), decision.previous.as_deref()),
             rotated_at: Some(decision.plan.rotated_at),
             rotate_handled: decision.rotate_handled.as_deref(),
+            accepted: &decision.digests,
         },
     );
     apply_secret(ctx, client, &secrets, &rendered).await?;
@@ -146,6 +185,7 @@ pub async fn generated(
         digests: decision.digests,
         plan: Some(decision.plan),
         rotate_handled: decision.rotate_handled,
+        refused: None,
     }))
 }
 
@@ -165,7 +205,10 @@ async fn apply_secret(
     Ok(())
 }
 
-/// The Secret step for a client that brings its own Secret: read it, never write it.
+/// The Secret step for a client that brings its own Secret: read it, never write it. A secret shorter
+/// than [`MIN_SECRET_BYTES`] is refused, and the client is registered with no secret at all rather than
+/// left with the one registered before: replacing the Secret is how its owner retires the old value,
+/// with a long value or a short one, and a refused value must not keep the retired one alive.
 pub async fn existing(client: &OAuthClient, ctx: &Context) -> Result<Step> {
     let Some(reference) = &client.spec.existing_secret_ref else {
         return Err(Error::MissingField("spec.existingSecretRef"));
@@ -197,12 +240,26 @@ pub async fn existing(client: &OAuthClient, ctx: &Context) -> Result<Step> {
             format!("Secret {} has no non-empty key {key}", reference.name),
         )));
     };
+    if !long_enough(value) {
+        // The message says "shorter", not how long: OAuthClient readers need not learn more of a Secret.
+        return Ok(Ok(SecretOutcome {
+            refused: Some(Desired::failed(
+                cond::SECRET_SYNCED,
+                cond::REASON_SECRET_TOO_WEAK,
+                format!(
+                    "the value under key {key} of Secret {} is shorter than {MIN_SECRET_BYTES} bytes; it is \
+                     not registered, and no secret works for this client until the Secret holds a longer one",
+                    reference.name
+                ),
+            )),
+            ..SecretOutcome::default()
+        }));
+    }
     Ok(Ok(SecretOutcome {
         digests: vec![SecretDigest {
             sha256: secret_digest(value),
             expires_at: None,
         }],
-        plan: None,
-        rotate_handled: None,
+        ..SecretOutcome::default()
     }))
 }

@@ -1,6 +1,6 @@
 //! A client's status: what a reconcile learnt (its [`Progress`]) and its conditions go in, the
 //! `OAuthClientStatus` to write comes out of [`status`], the one pure function that assembles it.
-//! Writing it, and the registered-digests annotation, is the I/O around it.
+//! Writing it, and removing the digests earlier operators left on the OAuthClient, is the I/O around it.
 
 use gatehouse_crds::{OAuthClient, OAuthClientStatus, admin::SecretDigest, resolve::Resolution};
 use jiff::Timestamp;
@@ -108,30 +108,36 @@ pub async fn write(api: &Api<OAuthClient>, name: &str, status: &OAuthClientStatu
         .map_err(Error::WriteStatus)
 }
 
-/// Records the registered digests in an annotation; returns the object's new resourceVersion if it
-/// had to write.
+/// Removes the digests earlier operators remembered on the OAuthClient
+/// ([`sec::LEGACY_REGISTERED_DIGESTS`]), where every reader of OAuthClients could see them; returns the
+/// object's new resourceVersion if it had to write. The OAuthClient remembers nothing about secrets any
+/// more (the generated Secret does: [`sec::ACCEPTED_DIGESTS`]), so `_registered` is not kept anywhere.
+/// The reconcile calls this first, and the registration step again after it registered, which is then a
+/// no-op.
 pub async fn remember(
     api: &Api<OAuthClient>,
     client: &OAuthClient,
-    digests: &[SecretDigest],
+    _registered: &[SecretDigest],
 ) -> Result<Option<String>> {
-    let value = serde_json::to_string(digests)?;
-    if client.annotations().get(sec::REGISTERED_DIGESTS) == Some(&value) {
+    if !client.annotations().contains_key(sec::LEGACY_REGISTERED_DIGESTS) {
         return Ok(None);
     }
-    let patch = json!({
-        "apiVersion": "gatehouse.dev/v1alpha1",
-        "kind": "OAuthClient",
-        "metadata": { "name": client.name_any(), "annotations": { sec::REGISTERED_DIGESTS: value } },
-    });
-    api.patch(
-        &client.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map(|written| written.resource_version())
-    .map_err(Error::WriteAnnotations)
+    // A merge patch, not an apply: it removes the annotation whichever field manager owns it.
+    let patch = json!({ "metadata": { "annotations": { sec::LEGACY_REGISTERED_DIGESTS: null } } });
+    api.patch(&client.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|written| written.resource_version())
+        .map_err(Error::WriteAnnotations)
+}
+
+/// `client` without the legacy digests annotation, and the digests it held, if it had the annotation.
+pub fn without_legacy_digests(client: &OAuthClient) -> Option<(OAuthClient, Option<Vec<SecretDigest>>)> {
+    let annotations = client.metadata.annotations.as_ref()?;
+    annotations.get(sec::LEGACY_REGISTERED_DIGESTS)?;
+    let digests = sec::digests_in(annotations, sec::LEGACY_REGISTERED_DIGESTS);
+    let mut cleaned = client.clone();
+    cleaned.annotations_mut().remove(sec::LEGACY_REGISTERED_DIGESTS);
+    Some((cleaned, digests))
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ fn a_reconciled_client_shows_its_effective_settings_and_the_new_rotation_times()
             next_rotation_at: Some(t(200)),
         }),
         rotate_handled: Some("v2".into()),
+        refused: None,
     };
     let conditions = with_ready(
         Desired::ok(cond::SECRET_SYNCED, cond::REASON_RECONCILED, "ok"),
@@ -122,4 +123,31 @@ fn while_deleting_only_the_conditions_change() {
         cond::find(&s.conditions, cond::READY).unwrap().reason,
         cond::REASON_DELETING
     );
+}
+
+#[test]
+fn the_legacy_digests_annotation_is_taken_off_a_copy_with_what_it_held() {
+    let digest = SecretDigest {
+        sha256: gatehouse_crds::admin::secret_digest("s"),
+        expires_at: Some(60),
+    };
+    let mut c = client();
+    assert!(without_legacy_digests(&c).is_none(), "nothing to migrate");
+    c.annotations_mut().insert(
+        sec::LEGACY_REGISTERED_DIGESTS.into(),
+        serde_json::to_string(&[&digest]).unwrap(),
+    );
+    c.annotations_mut().insert("team".into(), "a".into());
+    let (cleaned, digests) = without_legacy_digests(&c).unwrap();
+    assert_eq!(digests, Some(vec![digest]));
+    assert_eq!(
+        cleaned.annotations().keys().collect::<Vec<_>>(),
+        ["team"],
+        "only the legacy annotation goes"
+    );
+
+    c.annotations_mut()
+        .insert(sec::LEGACY_REGISTERED_DIGESTS.into(), "not json".into());
+    let (_, digests) = without_legacy_digests(&c).unwrap();
+    assert_eq!(digests, None, "a malformed one is removed all the same");
 }
