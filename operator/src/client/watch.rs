@@ -2,6 +2,16 @@
 //! generate or reference, and OAuthPolicy spec changes. Each maps an event to the clients it concerns
 //! and invalidates their [`memo`](crate::memo) entries; the reconciles themselves are in the parent
 //! module.
+//!
+//! **Which Secrets.** The operator watches only Secrets labelled [`sec::CLIENT_LABEL`], and only their
+//! metadata: the Secrets it generates carry the label, so it sees at once when one is edited or deleted.
+//! A Secret a team brings (`existingSecretRef`) is read with a GET when its client is reconciled, which
+//! happens whenever the OAuthClient changes and at every resync (`--resync-interval`), so a change to
+//! it takes effect within one resync. A team that wants it at once labels its Secret
+//! `gatehouse.dev/client=<OAuthClient name>`. Watching every Secret of the cluster instead held the
+//! metadata of all of them in memory and woke the controller for every Secret written anywhere; a
+//! watch per referenced Secret (a field selector on its name) would be one long-lived apiserver watch
+//! per client, which does not scale to thousands of clients.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +31,7 @@ use kube::{
 use tracing::warn;
 
 use super::{client_key, error_policy, key, reconcile};
-use crate::Context;
+use crate::{Context, secret as sec};
 
 /// Runs the controller for OAuthClients in `ns` (all namespaces if `None`) until cancelled.
 pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
@@ -44,10 +54,13 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
     let controller = controller
         // A policy change can change any client of its namespace, including the ones it stops selecting.
         .reconcile_all_on(policy_changes(ctx.clone(), crate::scoped_api(c, ns.as_deref())))
-        // Generated Secrets map to their owner; referenced Secrets to every client referencing them.
+        // Generated Secrets map to their owner; labelled referenced Secrets to every client referencing
+        // them.
         .watches(
             crate::scoped_api::<PartialObjectMeta<Secret>>(c, ns.as_deref()),
-            watcher::Config::default().any_semantic(),
+            watcher::Config::default()
+                .labels(sec::WATCH_SELECTOR)
+                .any_semantic(),
             move |secret| {
                 let ns = secret.namespace();
                 let name = secret.name_any();
