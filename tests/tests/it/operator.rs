@@ -6,6 +6,8 @@
 //! (resync 2 s) and every wait is a poll with a timeout. A grace period is not waited out: the test
 //! moves the operator's clock past it ([`World::advance_operator_clock`]).
 
+mod secrets;
+
 use std::{collections::BTreeMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use gatehouse_crds::{OAuthClient, OAuthPolicy};
@@ -50,7 +52,10 @@ where
 struct World {
     cp: Arc<ControlPlane>,
     kube: kube::Client,
+    /// Where the clients are.
     ns: String,
+    /// Where the operator keeps the token server's objects and its Lease: `ns`, unless a test moves it.
+    operator_ns: String,
     dir: tempfile::TempDir,
     public_port: u16,
     admin_port: u16,
@@ -61,11 +66,16 @@ struct World {
 
 impl World {
     async fn new(prefix: &str) -> World {
-        let cp = ControlPlane::shared().await.expect("control plane");
+        World::on(ControlPlane::shared().await.expect("control plane"), prefix).await
+    }
+
+    /// A world on control plane `cp`.
+    async fn on(cp: Arc<ControlPlane>, prefix: &str) -> World {
         let ns = cp.namespace(prefix).await.unwrap();
         World {
             kube: cp.client().unwrap(),
             cp,
+            operator_ns: ns.clone(),
             ns,
             dir: tempfile::Builder::new()
                 .prefix("gatehouse-op-e2e-")
@@ -89,7 +99,7 @@ impl World {
         let metrics = free_port();
         let n = self.operators.len();
         let args = vec![
-            format!("--namespace={}", self.ns),
+            format!("--namespace={}", self.operator_ns),
             format!("--watch-namespaces={}", self.ns),
             format!("--issuer={}", self.issuer()),
             format!("--server-admin-url=http://127.0.0.1:{}", self.admin_port),
@@ -111,24 +121,34 @@ impl World {
         metrics
     }
 
-    /// The operator container's environment exactly as `helm template charts/gatehouse` renders it
-    /// for this namespace and issuer, with the Downward API fields resolved as the kubelet would.
-    fn chart_env(&self, pod_name: &str) -> Vec<(String, String)> {
-        let out = run_helm(&[
+    /// What `helm template charts/gatehouse` renders for release `release` in the operator's namespace,
+    /// with this world's issuer and `values` (each `key=value`, as `--set` takes it).
+    fn render_chart(&self, release: &str, values: &[String]) -> Vec<Value> {
+        let issuer = format!("server.issuer={}", self.issuer());
+        let mut args = vec![
             "template",
-            "gh",
+            release,
             "charts/gatehouse",
             "--namespace",
-            &self.ns,
-            "--set",
-            &format!("operator.watchNamespaces={{{}}}", self.ns),
-            "--set",
-            &format!("server.issuer={}", self.issuer()),
-        ]);
+            &self.operator_ns,
+        ];
+        for value in std::iter::once(&issuer).chain(values) {
+            args.extend(["--set", value.as_str()]);
+        }
+        let out = run_helm(&args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let rendered = String::from_utf8(out.stdout).unwrap();
-        let deployment = serde_yaml::Deserializer::from_str(&rendered)
+        serde_yaml::Deserializer::from_str(&rendered)
             .map(|doc| Value::deserialize(doc).unwrap())
+            .filter(|doc| !doc.is_null())
+            .collect()
+    }
+
+    /// The operator container's environment exactly as the chart (rendered into `docs`) sets it, with
+    /// the Downward API fields resolved as the kubelet would.
+    fn chart_env(&self, docs: &[Value], pod_name: &str) -> Vec<(String, String)> {
+        let deployment = docs
+            .iter()
             .find(|doc| doc["kind"] == "Deployment")
             .expect("the chart renders the operator Deployment");
         let container = &deployment["spec"]["template"]["spec"]["containers"][0];
@@ -140,7 +160,7 @@ impl World {
                 let name = var["name"].as_str().unwrap().to_owned();
                 let value = match (&var["value"], var["valueFrom"]["fieldRef"]["fieldPath"].as_str()) {
                     (Value::String(v), _) => v.clone(),
-                    (_, Some("metadata.namespace")) => self.ns.clone(),
+                    (_, Some("metadata.namespace")) => self.operator_ns.clone(),
                     (_, Some("metadata.name")) => pod_name.to_owned(),
                     _ => panic!("the chart sets {name} from a source this test cannot resolve: {var}"),
                 };
@@ -149,16 +169,24 @@ impl World {
             .collect()
     }
 
-    /// Starts an operator process configured exactly as the chart configures the Deployment. Only
-    /// what cannot hold outside a cluster is replaced: the kubeconfig (instead of the in-cluster
-    /// service account), the server's admin URL (127.0.0.1 instead of the Service's DNS name) and the
-    /// metrics port (a free one, as tests run side by side).
+    /// Starts an operator process configured exactly as the chart configures the Deployment, watching
+    /// this world's namespace.
     async fn start_operator_as_charted(&mut self) {
+        let docs = self.render_chart("gh", &[format!("operator.watchNamespaces={{{}}}", self.ns)]);
+        let kubeconfig = self.cp.kubeconfig_path();
+        self.start_charted_operator(&docs, &kubeconfig).await;
+    }
+
+    /// Starts an operator process configured exactly as the chart (rendered into `docs`) configures the
+    /// Deployment. Only what cannot hold outside a cluster is replaced: the kubeconfig (`kubeconfig`
+    /// instead of the in-cluster service account), the server's admin URL (127.0.0.1 instead of the
+    /// Service's DNS name) and the metrics port (a free one, as tests run side by side).
+    async fn start_charted_operator(&mut self, docs: &[Value], kubeconfig: &std::path::Path) {
         let (operator, _) = binaries().await;
         let n = self.operators.len();
         let pod_name = format!("gatehouse-operator-{n}");
         let overrides = [
-            ("KUBECONFIG", self.cp.kubeconfig_path().display().to_string()),
+            ("KUBECONFIG", kubeconfig.display().to_string()),
             (
                 "GATEHOUSE_OPERATOR_SERVER_ADMIN_URL",
                 format!("http://127.0.0.1:{}", self.admin_port),
@@ -168,7 +196,7 @@ impl World {
                 format!("127.0.0.1:{}", free_port()),
             ),
         ];
-        let mut env = self.chart_env(&pod_name);
+        let mut env = self.chart_env(docs, &pod_name);
         assert!(
             env.iter()
                 .any(|(k, v)| k == "GATEHOUSE_OPERATOR_ISSUER" && *v == self.issuer()),
@@ -212,7 +240,7 @@ impl World {
             &self.kube,
             &OperatedServer {
                 bin: &server,
-                namespace: &self.ns,
+                namespace: &self.operator_ns,
                 port: self.public_port,
                 admin_port: self.admin_port,
                 dir: self.dir.path(),
@@ -239,22 +267,7 @@ impl World {
 
     /// Server-side applies a manifest (JSON) in the test namespace.
     async fn apply(&self, object: Value) {
-        let kind = object["kind"].as_str().unwrap_or_default().to_owned();
-        let ar = match kind.as_str() {
-            "OAuthClient" => ApiResource::erase::<OAuthClient>(&()),
-            "OAuthPolicy" => ApiResource::erase::<OAuthPolicy>(&()),
-            "Secret" => ApiResource::erase::<Secret>(&()),
-            other => panic!("unexpected kind {other}"),
-        };
-        let name = object["metadata"]["name"].as_str().unwrap().to_owned();
-        let api = Api::<DynamicObject>::namespaced_with(self.kube.clone(), &self.ns, &ar);
-        api.patch(
-            &name,
-            &PatchParams::apply("e2e-test").force(),
-            &Patch::Apply(&object),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
+        apply_in(&self.kube, &self.ns, object).await;
     }
 
     fn clients(&self) -> Api<OAuthClient> {
@@ -383,6 +396,26 @@ impl World {
         })
         .await
     }
+}
+
+/// Server-side applies a manifest (JSON) in namespace `ns` as `kube`'s user.
+async fn apply_in(kube: &kube::Client, ns: &str, object: Value) {
+    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+    let ar = match kind.as_str() {
+        "OAuthClient" => ApiResource::erase::<OAuthClient>(&()),
+        "OAuthPolicy" => ApiResource::erase::<OAuthPolicy>(&()),
+        "Secret" => ApiResource::erase::<Secret>(&()),
+        other => panic!("unexpected kind {other}"),
+    };
+    let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+    let api = Api::<DynamicObject>::namespaced_with(kube.clone(), ns, &ar);
+    api.patch(
+        &name,
+        &PatchParams::apply("e2e-test").force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
 }
 
 /// The key names of a client's generated Secret: the documented defaults, or the spec's overrides.

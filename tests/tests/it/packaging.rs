@@ -183,7 +183,25 @@ async fn helm_template_output_is_accepted_by_the_api_server() {
         roles.contains(&"team-a") && roles.contains(&"team-b"),
         "{roles:?}"
     );
-    assert!(!scoped.iter().any(|d| d["kind"] == "ClusterRole"));
+    // The one ClusterRole left covers only what is cluster-scoped.
+    let cluster_roles: Vec<&Value> = scoped.iter().filter(|d| d["kind"] == "ClusterRole").collect();
+    assert_eq!(cluster_roles.len(), 1, "{cluster_roles:?}");
+    let mut resources: Vec<&str> = cluster_roles[0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap())
+        .filter_map(Value::as_str)
+        .collect();
+    resources.sort_unstable();
+    assert_eq!(
+        resources,
+        [
+            "clusteroauthpolicies",
+            "clusteroauthpolicies/status",
+            "namespaces"
+        ]
+    );
 }
 
 #[tokio::test]
