@@ -111,6 +111,7 @@ async fn register(
     let doc = ClientRegistration {
         client_id: client_id.to_owned(),
         source: Some("gatehouse-bench".to_owned()),
+        owner: None,
         display_name: Some(format!("benchmark client {client_id}")),
         token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
         redirect_uris,

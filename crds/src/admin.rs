@@ -1,7 +1,12 @@
 //! Documents of the token server's admin API. The operator (and the standalone loader) send a
 //! [`ClientRegistration`] per client; the server stores it as is. Secrets never travel: only their
 //! SHA-256 digests do.
+//!
+//! A registration made for an OAuthClient names its [`ClientOwner`]. The server lets only that owner
+//! (by namespace and name) replace or delete the registration, so that an OAuthClient in one namespace
+//! can't take over a client_id held by another.
 
+use kube::ResourceExt as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -21,6 +26,11 @@ pub struct ClientRegistration {
     /// Where the client was declared, such as `team-a/billing`, for logs and audits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The OAuthClient that holds this client_id. Only it may replace or delete the registration;
+    /// `None` for registrations made without a cluster (standalone mode, a person with the admin
+    /// token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<ClientOwner>,
     /// Shown on the consent page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
@@ -34,6 +44,43 @@ pub struct ClientRegistration {
     /// Digests of the secrets that authenticate the client. Two during a rotation's grace period.
     #[serde(default)]
     pub secrets: Vec<SecretDigest>,
+}
+
+/// The OAuthClient a registration belongs to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientOwner {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its uid. Recorded, not compared: an OAuthClient deleted and created again under the same name
+    /// gets a new uid and keeps its client_id.
+    pub uid: String,
+}
+
+impl ClientOwner {
+    /// The owner `client` would be: `None` unless its metadata has a namespace, a name and a uid (a
+    /// manifest read from a file has no uid).
+    pub fn of(client: &OAuthClient) -> Option<Self> {
+        let non_empty = |v: Option<String>| v.filter(|v| !v.is_empty());
+        Some(Self {
+            namespace: non_empty(client.namespace())?,
+            name: non_empty(Some(client.name_any()))?,
+            uid: non_empty(client.uid())?,
+        })
+    }
+
+    /// Whether `other` is the same OAuthClient, or one created again in its place: the same namespace
+    /// and name, whatever the uid.
+    pub fn same_object(&self, other: &ClientOwner) -> bool {
+        self.namespace == other.namespace && self.name == other.name
+    }
+
+    /// `namespace/name`, the form [`ClientRegistration::source`] takes for an OAuthClient.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
 }
 
 /// The digest of one client secret.
@@ -82,7 +129,8 @@ pub fn secret_digest(secret: &str) -> String {
 
 impl ClientRegistration {
     /// The registration of `client` with the settings `resolution` worked out for it, authenticated by
-    /// `secrets`. `source` says where the client was declared (see [`ClientRegistration::source`]).
+    /// `secrets`. `source` says where the client was declared (see [`ClientRegistration::source`]); the
+    /// owner is `client` itself when it has a uid (see [`ClientOwner::of`]).
     pub fn of(
         client: &OAuthClient,
         resolution: &Resolution,
@@ -92,6 +140,7 @@ impl ClientRegistration {
         Self {
             client_id: client.client_id(),
             source: Some(source),
+            owner: ClientOwner::of(client),
             display_name: client.spec.display_name.clone(),
             token_endpoint_auth_method: client.spec.auth_method(),
             redirect_uris: client.spec.redirect_uris.clone(),
@@ -115,6 +164,17 @@ impl ClientRegistration {
                 "clientId",
                 "may contain only letters, digits and . _ ~ -",
             ));
+        }
+        if let Some(owner) = &self.owner {
+            for (field, value) in [
+                ("owner.namespace", &owner.namespace),
+                ("owner.name", &owner.name),
+                ("owner.uid", &owner.uid),
+            ] {
+                if value.is_empty() || value.len() > 253 {
+                    return Err(field_error(field, "must be 1 to 253 characters"));
+                }
+            }
         }
         let public = self.token_endpoint_auth_method == AuthMethod::None;
         let e = &self.effective;
@@ -242,6 +302,7 @@ mod tests {
             ClientRegistration {
                 client_id: "spa.team-a".into(),
                 source: Some("team-a/spa".into()),
+                owner: None,
                 display_name: None,
                 token_endpoint_auth_method: AuthMethod::None,
                 redirect_uris: vec!["http://localhost:3000/cb".into()],
@@ -250,6 +311,61 @@ mod tests {
             }
         );
         assert_eq!(registration.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_owner_of_a_registration_is_the_oauth_client_it_was_made_for() {
+        let mut client = crate::OAuthClient::test("billing").in_namespace("team-a");
+        assert_eq!(
+            ClientOwner::of(&client),
+            None,
+            "a manifest without a uid has no owner"
+        );
+        client.metadata.uid = Some("u-1".into());
+        let resolution = crate::resolve(&client, &[]).unwrap();
+        let registration = ClientRegistration::of(&client, &resolution, "team-a/billing".into(), Vec::new());
+        let owner = registration.owner.clone().unwrap();
+        assert_eq!(
+            owner,
+            ClientOwner {
+                namespace: "team-a".into(),
+                name: "billing".into(),
+                uid: "u-1".into()
+            }
+        );
+        assert_eq!(owner.key(), "team-a/billing");
+        let recreated = ClientOwner {
+            uid: "u-2".into(),
+            ..owner.clone()
+        };
+        assert!(owner.same_object(&recreated));
+        let intruder = ClientOwner {
+            namespace: "evil".into(),
+            ..owner.clone()
+        };
+        assert!(!owner.same_object(&intruder));
+        let json = serde_json::to_value(&registration).unwrap();
+        assert_eq!(
+            json["owner"],
+            serde_json::json!({"namespace": "team-a", "name": "billing", "uid": "u-1"})
+        );
+    }
+
+    #[test]
+    fn an_owner_with_an_empty_field_is_invalid() {
+        let client = crate::OAuthClient::test("billing").in_namespace("team-a");
+        let resolution = crate::resolve(&client, &[]).unwrap();
+        let mut registration =
+            ClientRegistration::of(&client, &resolution, "team-a/billing".into(), Vec::new());
+        registration.owner = Some(ClientOwner {
+            namespace: "team-a".into(),
+            name: "billing".into(),
+            uid: String::new(),
+        });
+        assert_eq!(
+            registration.validate().unwrap_err().to_string(),
+            "owner.uid: must be 1 to 253 characters"
+        );
     }
 
     #[test]

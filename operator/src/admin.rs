@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gatehouse_crds::admin::{ClientRegistration, PREFIX};
+use gatehouse_crds::admin::{ClientOwner, ClientRegistration, PREFIX};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use reqwest::StatusCode;
@@ -25,6 +25,9 @@ pub enum AdminError {
         /// The server's explanation.
         message: String,
     },
+    /// Another OAuthClient holds the client_id (409): the server kept its registration.
+    #[error("the token server refused the registration: {0}")]
+    Conflict(String),
     /// The admin token could not be read from its Secret.
     #[error("admin token unavailable: {0}")]
     Token(String),
@@ -127,10 +130,12 @@ impl AdminClient {
             .map_err(|e| AdminError::Unavailable(format!("unreadable registration: {e}")))
     }
 
-    /// Removes the registration of `client_id`; removing a missing one succeeds.
-    pub async fn delete(&self, client_id: &str) -> Result<(), AdminError> {
+    /// Removes the registration of `client_id` if `owner` holds it; removing a missing one, or one
+    /// another OAuthClient holds, succeeds and changes nothing.
+    pub async fn delete(&self, client_id: &str, owner: &ClientOwner) -> Result<(), AdminError> {
         let url = self.url(&format!("/clients/{client_id}"));
-        let response = self.send(|h| h.delete(&url)).await?;
+        let query = [("namespace", &owner.namespace), ("name", &owner.name)];
+        let response = self.send(|h| h.delete(&url).query(&query)).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -145,7 +150,13 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, AdminEr
     }
     let body = response.text().await.unwrap_or_default();
     let message = body.chars().take(512).collect::<String>();
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+    if status == StatusCode::CONFLICT {
+        let description = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error_description"].as_str().map(str::to_owned))
+            .unwrap_or(message);
+        Err(AdminError::Conflict(description))
+    } else if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         Err(AdminError::Unavailable(format!("{status}: {message}")))
     } else {
         Err(AdminError::Rejected {

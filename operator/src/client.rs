@@ -198,21 +198,23 @@ async fn cleanup(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) ->
             .await;
             Ok(Action::await_change())
         }
-        gatehouse_crds::DeletionPolicy::Delete => match ctx.admin.delete(&client_id).await {
+        gatehouse_crds::DeletionPolicy::Delete => match delete(ctx, client, &client_id).await {
             Ok(()) => {
                 events::publish(
                     ctx,
                     client,
                     EventType::Normal,
                     "Deregistered",
-                    format!("removed client {client_id} from the token server"),
+                    format!(
+                        "the token server holds no registration of client {client_id} for this OAuthClient"
+                    ),
                 )
                 .await;
                 Ok(Action::await_change())
             }
             Err(e) => {
                 let reason = match e {
-                    AdminError::Rejected { .. } => cond::REASON_REGISTRATION_FAILED,
+                    AdminError::Rejected { .. } | AdminError::Conflict(_) => cond::REASON_REGISTRATION_FAILED,
                     _ => cond::REASON_SERVER_UNAVAILABLE,
                 };
                 let message = format!("deregistration pending, retrying: {e}");
@@ -228,4 +230,14 @@ async fn cleanup(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) ->
             }
         },
     }
+}
+
+/// Deletes the registration of `client_id` that `client` holds; one another OAuthClient holds stays.
+async fn delete(ctx: &Context, client: &OAuthClient, client_id: &str) -> Result<(), AdminError> {
+    let owner = gatehouse_crds::admin::ClientOwner {
+        namespace: client.namespace().unwrap_or_default(),
+        name: client.name_any(),
+        uid: client.uid().unwrap_or_default(),
+    };
+    ctx.admin.delete(client_id, &owner).await
 }

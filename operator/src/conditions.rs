@@ -25,6 +25,8 @@ pub const REASON_SECRET_TOO_WEAK: &str = "SecretTooWeak";
 pub const REASON_SERVER_UNAVAILABLE: &str = "ServerUnavailable";
 /// The token server refused the registration; the spec has to change.
 pub const REASON_REGISTRATION_FAILED: &str = "RegistrationFailed";
+/// Another OAuthClient holds the client_id; the token server kept its registration.
+pub const REASON_CLIENT_ID_CONFLICT: &str = "ClientIdConflict";
 /// A selecting OAuthPolicy cannot be evaluated (bad selector or duration).
 pub const REASON_INVALID_POLICY: &str = "InvalidPolicy";
 /// The generated Secret's name is taken by a Secret this client does not own.

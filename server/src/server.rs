@@ -100,8 +100,14 @@ pub async fn sync_clients_dir(state: &AppState, dir: &std::path::Path) -> Result
     let mut wanted = std::collections::HashSet::new();
     for registration in &loaded.registrations {
         wanted.insert(registration.client_id.clone());
-        if state.clients.get(&registration.client_id).as_deref() != Some(registration) {
-            state.db.upsert_client(registration, now).await?;
+        if state.clients.get(&registration.client_id).as_deref() != Some(registration)
+            && let Some(current) = state.db.upsert_client(registration, now).await?
+        {
+            return Err(Error::Config(format!(
+                "{}: {}",
+                dir.display(),
+                crate::client::ownership::conflict_description(&current, None)
+            )));
         }
     }
     let (_, existing) = state.db.all_clients().await?;
@@ -112,7 +118,7 @@ pub async fn sync_clients_dir(state: &AppState, dir: &std::path::Path) -> Result
             && !wanted.contains(&c.client_id)
     }) {
         tracing::info!(client_id = %stale.client_id, "client removed from the clients directory; deleting it");
-        state.db.delete_client(&stale.client_id).await?;
+        state.db.delete_client(&stale.client_id, None).await?;
     }
     state.clients.reload(&state.db).await?;
     Ok(loaded.registrations.len())

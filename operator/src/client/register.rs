@@ -57,6 +57,17 @@ pub async fn step(
             }
             done.version = status::remember(api, client, &outcome.digests).await?;
         }
+        Err(AdminError::Conflict(_)) => {
+            // The server's description names the holder, in another namespace: not for this status.
+            done.condition = Desired::failed(
+                cond::REGISTERED,
+                cond::REASON_CLIENT_ID_CONFLICT,
+                format!(
+                    "client_id {} is registered by another OAuthClient; the token server refused this one",
+                    registration.client_id
+                ),
+            );
+        }
         Err(AdminError::Rejected {
             status: code,
             message,

@@ -225,6 +225,9 @@ fn register(
     let client_id = client.client_id();
     let source = format!("{SOURCE_PREFIX}{namespace}/{name}");
     let mut registration = ClientRegistration::of(client, &resolution, source, Vec::new());
+    // A directory is not a cluster: its registrations belong to whoever runs the server, even if a
+    // manifest carries a uid.
+    registration.owner = None;
     if !spec.is_public() {
         let keys = KeyNames::of(client);
         let (secret_key, previous_key) = (&keys.client_secret, &keys.previous_client_secret);

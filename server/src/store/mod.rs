@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gatehouse_crds::admin::ClientRegistration;
+use gatehouse_crds::admin::{ClientOwner, ClientRegistration};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
+use crate::client::ownership;
 use crate::{Error, Result};
 
 mod authz;
@@ -212,56 +213,78 @@ impl Db {
 
     // ---- clients ----
 
-    /// Inserts or replaces a registration, and bumps the generation other replicas poll.
-    pub async fn upsert_client(&self, doc: &ClientRegistration, now: i64) -> Result<()> {
-        let document = serde_json::to_string(doc)?;
+    /// Inserts or replaces a registration and bumps the generation other replicas poll, unless the
+    /// registration in place may not be replaced by `doc`'s owner ([`ownership::may_replace`]): then
+    /// nothing is written and the registration in place comes back.
+    pub async fn upsert_client(
+        &self,
+        doc: &ClientRegistration,
+        now: i64,
+    ) -> Result<Option<ClientRegistration>> {
+        let mut stored = doc.clone();
+        let owner = stored.owner.take();
+        let document = serde_json::to_string(&stored)?;
         let mut tx = self.writer.begin().await?;
+        // First, so that the generation's row lock orders concurrent client writes on PostgreSQL and
+        // the read below sees every write that committed before this one (SQLite has one writer).
+        bump_clients_generation(&mut tx).await?;
+        if let Some(current) = find_client(&mut tx, &doc.client_id).await?
+            && !ownership::may_replace(&current, owner.as_ref())
+        {
+            return Ok(Some(current));
+        }
         sqlx::query(
-            "INSERT INTO clients (client_id, document, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (client_id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at",
+            "INSERT INTO clients (client_id, document, updated_at, owner_namespace, owner_name, owner_uid) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (client_id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at, \
+             owner_namespace = excluded.owner_namespace, owner_name = excluded.owner_name, \
+             owner_uid = excluded.owner_uid",
         )
         .bind(&doc.client_id)
         .bind(document)
         .bind(now)
+        .bind(owner.as_ref().map(|o| o.namespace.clone()))
+        .bind(owner.as_ref().map(|o| o.name.clone()))
+        .bind(owner.as_ref().map(|o| o.uid.clone()))
         .execute(&mut *tx)
         .await?;
-        bump_clients_generation(&mut tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(None)
     }
 
-    /// Deletes a registration; returns whether it existed.
-    pub async fn delete_client(&self, client_id: &str) -> Result<bool> {
+    /// Deletes a registration if `by` may ([`ownership::may_delete`]; `None`: anyone may); returns
+    /// whether one was deleted.
+    pub async fn delete_client(&self, client_id: &str, by: Option<ownership::Claimant<'_>>) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+        // First, as in `upsert_client`; a transaction that deletes nothing rolls it back.
+        bump_clients_generation(&mut tx).await?;
+        match find_client(&mut tx, client_id).await? {
+            Some(current) if ownership::may_delete(&current, by) => {}
+            _ => return Ok(false),
+        }
+        sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted > 0 {
-            bump_clients_generation(&mut tx).await?;
-        }
+            .await?;
         tx.commit().await?;
-        Ok(deleted > 0)
+        Ok(true)
     }
 
     /// One registration.
     pub async fn get_client(&self, client_id: &str) -> Result<Option<ClientRegistration>> {
-        let row = sqlx::query("SELECT document FROM clients WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| client_document(&r)).transpose()
+        let mut conn = self.pool.acquire().await?;
+        find_client(&mut conn, client_id).await
     }
 
     /// Up to `limit` registrations with a client_id after `after`, ordered by client_id.
     pub async fn list_clients(&self, after: Option<&str>, limit: i64) -> Result<Vec<ClientRegistration>> {
-        let rows =
-            sqlx::query("SELECT document FROM clients WHERE client_id > $1 ORDER BY client_id LIMIT $2")
-                .bind(after.unwrap_or(""))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id > $1 ORDER BY client_id LIMIT $2"
+        )))
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(client_document).collect()
     }
 
@@ -269,9 +292,11 @@ impl Db {
     pub async fn all_clients(&self) -> Result<(i64, Vec<ClientRegistration>)> {
         let mut tx = self.pool.begin().await?;
         let generation = clients_generation(&mut tx).await?;
-        let rows = sqlx::query("SELECT document FROM clients ORDER BY client_id")
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY client_id"
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         let clients = rows.iter().map(client_document).collect::<Result<_>>()?;
         Ok((generation, clients))
@@ -495,10 +520,33 @@ async fn clients_generation(conn: &mut sqlx::AnyConnection) -> Result<i64> {
     Ok(row.try_get("value")?)
 }
 
+/// The columns [`client_document`] reads.
+const CLIENT_COLUMNS: &str = "document, owner_namespace, owner_name, owner_uid";
+
+async fn find_client(conn: &mut sqlx::AnyConnection, client_id: &str) -> Result<Option<ClientRegistration>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
+    )))
+    .bind(client_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| client_document(&r)).transpose()
+}
+
+/// A stored registration: the document, with the owner from its columns.
 fn client_document(row: &AnyRow) -> Result<ClientRegistration> {
     let text: String = row.try_get("document")?;
-    serde_json::from_str(&text).map_err(|source| Error::StoredDocument {
-        what: "client registration".to_owned(),
-        source,
-    })
+    let mut doc: ClientRegistration =
+        serde_json::from_str(&text).map_err(|source| Error::StoredDocument {
+            what: "client registration".to_owned(),
+            source,
+        })?;
+    let namespace: Option<String> = row.try_get("owner_namespace")?;
+    let name: Option<String> = row.try_get("owner_name")?;
+    let uid: Option<String> = row.try_get("owner_uid")?;
+    doc.owner = match (namespace, name, uid) {
+        (Some(namespace), Some(name), Some(uid)) => Some(ClientOwner { namespace, name, uid }),
+        _ => None,
+    };
+    Ok(doc)
 }

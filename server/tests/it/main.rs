@@ -14,6 +14,7 @@ mod fuzz;
 mod interop;
 mod introspection;
 mod keys;
+mod ownership;
 mod password;
 mod purge;
 mod refresh;

@@ -396,6 +396,7 @@ pub fn client(id: &str) -> ClientBuilder {
     ClientBuilder(ClientRegistration {
         client_id: id.to_owned(),
         source: Some("tests".to_owned()),
+        owner: None,
         display_name: None,
         token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
         redirect_uris: Vec::new(),

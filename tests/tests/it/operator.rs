@@ -28,6 +28,8 @@ use kube::{
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
+mod ownership;
+
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Builds the two binaries once per test process (a no-op when they are up to date).
@@ -95,12 +97,18 @@ impl World {
 
     /// Starts an operator process; returns its metrics port.
     async fn start_operator(&mut self, leader_election: bool) -> u16 {
+        let ns = self.ns.clone();
+        self.start_operator_watching(leader_election, &[ns]).await
+    }
+
+    /// Starts an operator process that reconciles the clients of `namespaces`; returns its metrics port.
+    async fn start_operator_watching(&mut self, leader_election: bool, namespaces: &[String]) -> u16 {
         let (operator, _) = binaries().await;
         let metrics = free_port();
         let n = self.operators.len();
         let args = vec![
             format!("--namespace={}", self.operator_ns),
-            format!("--watch-namespaces={}", self.ns),
+            format!("--watch-namespaces={}", namespaces.join(",")),
             format!("--issuer={}", self.issuer()),
             format!("--server-admin-url=http://127.0.0.1:{}", self.admin_port),
             "--resync-interval=2s".into(),

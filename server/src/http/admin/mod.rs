@@ -1,6 +1,15 @@
 //! The admin API, on its own listener, for the operator (and operators of the standalone server).
 //! Every route needs `Authorization: Bearer <admin token>`, compared in constant time. Documents are
 //! [`ClientRegistration`]s from gatehouse-crds; an invalid one gets 400 naming the field.
+//!
+//! A registration's `owner` holds its client_id ([`crate::client::ownership`]):
+//!
+//! - `PUT /admin/v1/clients/{id}` that may not replace the registration in place is 409 with
+//!   `{"error": "client_id_conflict", "error_description", "owner": {"namespace", "name"} | null}`,
+//!   naming the current owner, and changes nothing.
+//! - `DELETE /admin/v1/clients/{id}?namespace=NS&name=NAME` deletes only a registration that OAuthClient
+//!   holds; for any other it does nothing and answers 204, as for a client_id nobody registered.
+//!   Without `namespace` and `name` (a person with the admin token), it deletes whatever is there.
 
 pub mod users;
 
@@ -11,12 +20,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_crds::admin::{ClientList, ClientRegistration, DEFAULT_PAGE_SIZE};
+use gatehouse_crds::admin::{ClientList, ClientOwner, ClientRegistration, DEFAULT_PAGE_SIZE};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
+use crate::client::ownership;
 use crate::oauth::params::read_body;
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::token::REGISTERED_CLAIMS;
@@ -100,10 +110,40 @@ pub async fn put_client(
             "clientId: must equal the client_id in the path",
         ));
     }
-    state.db.upsert_client(&doc, state.clock.now()).await?;
+    if let Some(current) = state.db.upsert_client(&doc, state.clock.now()).await? {
+        tracing::warn!(
+            client_id = %doc.client_id,
+            owner = ?doc.owner.as_ref().map(ClientOwner::key),
+            held_by = ?current.owner.as_ref().map(ClientOwner::key),
+            "refused a registration of a client_id another owner holds"
+        );
+        return Ok(conflict(&current, doc.owner.as_ref()));
+    }
     state.clients.insert(doc.clone());
-    tracing::info!(client_id = %doc.client_id, source = ?doc.source, "client registered");
+    tracing::info!(
+        client_id = %doc.client_id,
+        source = ?doc.source,
+        owner = ?doc.owner.as_ref().map(ClientOwner::key),
+        "client registered"
+    );
     Ok(Json(doc).into_response())
+}
+
+/// The 409 answer to a registration owned by `incoming` that may not replace `current`.
+fn conflict(current: &ClientRegistration, incoming: Option<&ClientOwner>) -> Response {
+    let owner = current
+        .owner
+        .as_ref()
+        .map(|o| json!({"namespace": o.namespace, "name": o.name}));
+    (
+        StatusCode::CONFLICT,
+        Json(json!({
+            "error": "client_id_conflict",
+            "error_description": ownership::conflict_description(current, incoming),
+            "owner": owner,
+        })),
+    )
+        .into_response()
 }
 
 /// `GET /admin/v1/clients/{client_id}`.
@@ -117,15 +157,38 @@ pub async fn get_client(
     }
 }
 
-/// `DELETE /admin/v1/clients/{client_id}`: 204 whether or not it existed.
+/// `DELETE /admin/v1/clients/{client_id}[?namespace=NS&name=NAME]`: 204 whether or not it existed, and
+/// whether or not it was that OAuthClient's to delete.
 pub async fn delete_client(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, OAuthError> {
-    if state.db.delete_client(&client_id).await? {
-        tracing::info!(%client_id, "client deleted");
+    let (mut namespace, mut name) = (None, None);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "namespace" => namespace = Some(value.into_owned()),
+            "name" => name = Some(value.into_owned()),
+            _ => {}
+        }
     }
-    state.clients.remove(&client_id);
+    let by = match (&namespace, &name) {
+        (None, None) => None,
+        (Some(namespace), Some(name)) if !namespace.is_empty() && !name.is_empty() => {
+            Some(ownership::Claimant { namespace, name })
+        }
+        _ => {
+            return Err(OAuthError::invalid_request(
+                "namespace and name: give both, or neither",
+            ));
+        }
+    };
+    if state.db.delete_client(&client_id, by).await? {
+        state.clients.remove(&client_id);
+        tracing::info!(%client_id, by = ?by, "client deleted");
+    } else if by.is_some() {
+        tracing::info!(%client_id, by = ?by, "nothing deleted: no registration of the client_id held by it");
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
