@@ -5,6 +5,7 @@
 //! - [`resolve`] works out a client's effective settings from the policies that select it. It is pure,
 //!   so the operator and the standalone server enforce exactly the same rules.
 //! - [`admin`] holds the documents the operator sends to the server's admin API.
+//! - [`ownership`] says which client_ids a namespace may declare.
 //! - [`credentials`] is the layout of a client's credentials Secret, which the operator and the
 //!   standalone server both write.
 
@@ -14,6 +15,7 @@ mod builders;
 pub mod client;
 pub mod credentials;
 pub mod duration;
+pub mod ownership;
 pub mod policy;
 pub mod random;
 pub mod resolve;

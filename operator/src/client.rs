@@ -9,6 +9,7 @@
 //! clients to reconcile.
 
 mod events;
+mod ownership;
 mod register;
 mod secret_step;
 mod status;
@@ -104,7 +105,14 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
     }
     let client = migrated.as_ref().map_or(client, |(cleaned, _)| cleaned);
 
-    // 1. Effective settings.
+    // 1. The client_id must be the namespace's. A Namespace's allowance can change without an event
+    // here, so a refused client is looked at again at every resync.
+    if let Some(message) = ownership::refusal(ctx, client).await? {
+        halt(ctx, api, client, cond::REASON_CLIENT_ID_CONFLICT, message).await?;
+        return Ok(Action::requeue(resync));
+    }
+
+    // 2. Effective settings.
     // A fresh list, not a watch cache: a policy applied just before its clients (one `kubectl apply`
     // of a directory) must already apply to their first registration, never a moment later.
     let policies = Api::<OAuthPolicy>::namespaced(ctx.client.clone(), &ns)
@@ -115,26 +123,20 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
         Ok(r) => r,
         Err(e) => {
             let message = format!("cannot resolve the selecting OAuthPolicies: {e}");
-            let desired = with_ready(
-                Desired::failed(cond::SECRET_SYNCED, cond::REASON_INVALID_POLICY, message.clone()),
-                Desired::failed(cond::REGISTERED, cond::REASON_INVALID_POLICY, message),
-            );
-            events::publish_transitions(ctx, client, old_conditions, &desired).await;
-            let status = status::status(client, Progress::Unresolved, &desired, now);
-            status::write(api, &name, &status).await?;
+            halt(ctx, api, client, cond::REASON_INVALID_POLICY, message).await?;
             // A policy change re-triggers this client; nothing else will fix it.
             return Ok(Action::await_change());
         }
     };
 
-    // 2. The Secret.
+    // 3. The Secret.
     let secret_step = if client.spec.existing_secret_ref.is_some() {
         secret_step::existing(client, ctx).await?
     } else {
         secret_step::generated(client, ctx, &resolution.effective.default_scopes, now, legacy).await?
     };
 
-    // 3. The registration.
+    // 4. The registration.
     let mut requeue = resync;
     let mut transient: Option<Error> = None;
     let (secret_cond, registered_cond) = match &secret_step {
@@ -164,7 +166,7 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
         }
     };
 
-    // 4. The status.
+    // 5. The status.
     let desired = with_ready(secret_cond, registered_cond);
     events::publish_transitions(ctx, client, old_conditions, &desired).await;
     let progress = Progress::Resolved {
@@ -181,6 +183,25 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
         info!(client = %key(client), reason = desired[2].reason, "not ready");
     }
     Ok(Action::requeue(requeue))
+}
+
+/// Ends a reconcile that stopped before the Secret step: the Secret and the registration are left
+/// alone, and both conditions give `reason` and `message`.
+async fn halt(
+    ctx: &Context,
+    api: &Api<OAuthClient>,
+    client: &OAuthClient,
+    reason: &'static str,
+    message: String,
+) -> Result<()> {
+    let desired = with_ready(
+        Desired::failed(cond::SECRET_SYNCED, reason, message.clone()),
+        Desired::failed(cond::REGISTERED, reason, message),
+    );
+    events::publish_transitions(ctx, client, status::current_conditions(client), &desired).await;
+    let status = status::status(client, Progress::Unresolved, &desired, ctx.clock.now());
+    status::write(api, &client.name_any(), &status).await?;
+    Ok(())
 }
 
 async fn cleanup(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> Result<Action> {

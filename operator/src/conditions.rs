@@ -25,7 +25,8 @@ pub const REASON_SECRET_TOO_WEAK: &str = "SecretTooWeak";
 pub const REASON_SERVER_UNAVAILABLE: &str = "ServerUnavailable";
 /// The token server refused the registration; the spec has to change.
 pub const REASON_REGISTRATION_FAILED: &str = "RegistrationFailed";
-/// Another OAuthClient holds the client_id; the token server kept its registration.
+/// The client_id is not the namespace's (it does not end in `.<namespace>` and no allowance grants it),
+/// or another OAuthClient holds it and the token server kept that registration.
 pub const REASON_CLIENT_ID_CONFLICT: &str = "ClientIdConflict";
 /// A selecting OAuthPolicy cannot be evaluated (bad selector or duration).
 pub const REASON_INVALID_POLICY: &str = "InvalidPolicy";

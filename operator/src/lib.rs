@@ -78,6 +78,9 @@ pub enum Error {
     /// Listing OAuthPolicies failed.
     #[error("listing OAuthPolicies: {0}")]
     ListPolicies(#[source] kube::Error),
+    /// Reading a client's Namespace (for its client-id allowance) failed.
+    #[error("reading the Namespace: {0}")]
+    ReadNamespace(#[source] kube::Error),
     /// Listing OAuthClients failed.
     #[error("listing OAuthClients: {0}")]
     ListClients(#[source] kube::Error),

@@ -21,9 +21,10 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Config,
-    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    api::{ApiResource, DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams, PostParams},
     config::AuthInfo,
 };
+use serde::Deserialize as _;
 
 /// The bearer token of the test cluster's administrator (group `system:masters`).
 pub const ADMIN_TOKEN: &str = "gatehouse-test-admin-token";
@@ -47,8 +48,19 @@ impl ControlPlane {
             .cloned()
     }
 
-    /// Starts a control plane of its own, waits for `/readyz` and installs the Gatehouse CRDs.
+    /// Starts a control plane of its own, waits for `/readyz`, installs the Gatehouse CRDs and the
+    /// chart's admission policies, and waits until the API server enforces them.
     pub async fn start() -> anyhow::Result<ControlPlane> {
+        Self::start_with(true).await
+    }
+
+    /// A control plane with the CRDs but without the chart's admission policies: a cluster where the
+    /// operator alone stands between a team and another namespace's client_ids.
+    pub async fn start_without_admission_policies() -> anyhow::Result<ControlPlane> {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(admission_policies: bool) -> anyhow::Result<ControlPlane> {
         let bin = binaries()?;
         let dir = tempfile::Builder::new().prefix("gatehouse-cp-").tempdir()?;
         let path = dir.path();
@@ -114,8 +126,11 @@ impl ControlPlane {
         cp.wait_ready().await?;
         let ready = started.elapsed();
         cp.install_crds().await?;
+        if admission_policies {
+            cp.install_admission_policies().await?;
+        }
         eprintln!(
-            "control plane at {} ready in {:.1} s, CRDs established after {:.1} s",
+            "control plane at {} ready in {:.1} s, CRDs (and admission policies) in force after {:.1} s",
             cp.url,
             ready.as_secs_f64(),
             started.elapsed().as_secs_f64()
@@ -304,6 +319,73 @@ impl ControlPlane {
             .with_context(|| format!("CRD {name} not established"))??;
         }
         Ok(())
+    }
+}
+
+impl ControlPlane {
+    /// Applies the chart's admission policies (`charts/gatehouse/files/*.yaml`, the plain YAML the chart
+    /// includes as it is), then waits until a dry-run create of an OAuthClient holding another
+    /// namespace's client_id is refused: the API server loads new policies asynchronously.
+    async fn install_admission_policies(&self) -> anyhow::Result<()> {
+        let client = self.client()?;
+        let dir = crate::repo_root().join("charts/gatehouse/files");
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)?;
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let object =
+                    DynamicObject::deserialize(doc).with_context(|| format!("parsing {}", path.display()))?;
+                let types = object
+                    .types
+                    .clone()
+                    .context("a document without apiVersion and kind")?;
+                let (group, version) = types
+                    .api_version
+                    .rsplit_once('/')
+                    .unwrap_or(("", &types.api_version));
+                let gvk = GroupVersionKind::gvk(group, version, &types.kind);
+                let resource = ApiResource::from_gvk(&gvk);
+                let name = object
+                    .metadata
+                    .name
+                    .clone()
+                    .context("a document without a name")?;
+                Api::<DynamicObject>::all_with(client.clone(), &resource)
+                    .patch(
+                        &name,
+                        &PatchParams::apply("gatehouse-tests").force(),
+                        &Patch::Apply(&object),
+                    )
+                    .await
+                    .with_context(|| format!("applying {} from {}", name, path.display()))?;
+            }
+        }
+
+        let probe: gatehouse_crds::OAuthClient = serde_json::from_value(serde_json::json!({
+            "apiVersion": "gatehouse.dev/v1alpha1",
+            "kind": "OAuthClient",
+            "metadata": {"name": "admission-probe", "namespace": "default"},
+            "spec": {"clientId": "probe.another-namespace", "grantTypes": ["client_credentials"]},
+        }))?;
+        let api = Api::<gatehouse_crds::OAuthClient>::namespaced(client, "default");
+        let dry_run = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match api.create(&dry_run, &probe).await {
+                Err(kube::Error::Api(status)) if status.message.contains("spec.clientId") => return Ok(()),
+                Err(e) => return Err(e).context("dry-run create of the admission probe"),
+                Ok(_) if tokio::time::Instant::now() > deadline => {
+                    bail!("the client-id admission policy was not enforced after 60 s")
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
     }
 }
 

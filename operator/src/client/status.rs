@@ -21,7 +21,8 @@ use crate::{
 /// How far a reconcile got.
 #[derive(Clone, Copy, Debug)]
 pub enum Progress<'a> {
-    /// The selecting policies could not be resolved; nothing else was attempted.
+    /// The reconcile stopped before the Secret step (the client_id is not the namespace's, or the
+    /// selecting policies could not be resolved); nothing else was attempted.
     Unresolved,
     /// The policies resolved to `resolution`; the Secret step gave `secret`, or failed (`None`).
     Resolved {

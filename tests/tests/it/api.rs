@@ -366,13 +366,13 @@ async fn the_client_id_is_immutable() {
     let ns = cp.namespace("immutable").await.unwrap();
     create(
         &ns,
-        client(json!({"grantTypes": ["client_credentials"], "clientId": "billing"})),
+        client(json!({"grantTypes": ["client_credentials"], "clientId": format!("billing.{ns}")})),
     )
     .await
     .unwrap();
     let api = Api::<OAuthClient>::namespaced(cp.client().unwrap(), &ns);
     let mut c = api.get("c").await.unwrap();
-    c.spec.client_id = Some("billing-2".into());
+    c.spec.client_id = Some(format!("billing-2.{ns}"));
     let err = api.replace("c", &PostParams::default(), &c).await.unwrap_err();
     let kube::Error::Api(status) = err else {
         panic!("unexpected error {err}")

@@ -167,10 +167,21 @@ async fn helm_template_output_is_accepted_by_the_api_server() {
         "Role",
         "Deployment",
         "Service",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ] {
         assert!(kinds.contains(&kind), "the chart renders no {kind}: {kinds:?}");
     }
     dry_run_apply(&cp, &docs).await;
+
+    // The admission policy can be left out (the operator enforces the same rule).
+    let without = render("gh", &ns, &["--set", "admission.clientIdOwnership=false"]);
+    assert!(
+        !without.iter().any(|d| d["kind"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("ValidatingAdmissionPolicy"))),
+        "admission.clientIdOwnership=false still renders an admission policy"
+    );
 
     // Scoped to namespaces, the chart renders Roles there instead of a ClusterRole.
     let scoped = render("gh", &ns, &["--set", "operator.watchNamespaces={team-a,team-b}"]);
