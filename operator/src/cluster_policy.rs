@@ -11,9 +11,9 @@ use kube::{
     Api, ResourceExt as _,
     api::{Patch, PatchParams},
     runtime::{
-        Controller,
+        Controller, WatchStreamExt as _,
         controller::{self, Action},
-        watcher,
+        predicates, reflector, watcher,
     },
 };
 use serde_json::json;
@@ -47,24 +47,33 @@ pub fn matched_namespaces(
 
 /// Runs the controller until cancelled.
 pub async fn run(ctx: Arc<Context>) {
-    Controller::new(
+    // Spec changes only: a status write (this operator's, or another Gatehouse install's watching other
+    // namespaces, whose count differs) triggers nothing, so two operators never bounce a status between
+    // them faster than their resyncs.
+    let (reader, writer) = reflector::store();
+    let policies = watcher(
         Api::<ClusterOAuthPolicy>::all(ctx.client.clone()),
         watcher::Config::default().any_semantic(),
     )
-    .with_config(
-        controller::Config::default()
-            .concurrency(ctx.config.concurrency)
-            .debounce(DEBOUNCE),
-    )
-    // Namespaces come and go and change labels; the counts follow.
-    .reconcile_all_on(ctx.view.changes())
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            warn!(error = %e, "clusteroauthpolicy controller");
-        }
-    })
-    .await;
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    Controller::for_stream(policies, reader)
+        .with_config(
+            controller::Config::default()
+                .concurrency(ctx.config.concurrency)
+                .debounce(DEBOUNCE),
+        )
+        // Namespaces come and go and change labels; the counts follow.
+        .reconcile_all_on(ctx.view.changes())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "clusteroauthpolicy controller");
+            }
+        })
+        .await;
 }
 
 /// One reconcile of `policy`.
