@@ -75,6 +75,7 @@ fn settings(grants: Vec<GrantType>, format: TokenFormat) -> EffectiveSettings {
         default_scopes: vec![SCOPE.to_owned()],
         scope_descriptions: BTreeMap::new(),
         audience: vec!["bench-api".to_owned()],
+        redirect_uris: Vec::new(),
         access_token_ttl_seconds: 3600,
         refresh_token_ttl_seconds: 24 * 3600,
         authorization_code_ttl_seconds: 60,
@@ -84,6 +85,7 @@ fn settings(grants: Vec<GrantType>, format: TokenFormat) -> EffectiveSettings {
         refresh_token_rotation: true,
         first_party: true,
         claims: BTreeMap::new(),
+        denials: Vec::new(),
     }
 }
 

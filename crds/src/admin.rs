@@ -36,7 +36,7 @@ pub struct ClientRegistration {
     pub display_name: Option<String>,
     /// How the client authenticates.
     pub token_endpoint_auth_method: AuthMethod,
-    /// Registered redirect URIs, matched exactly.
+    /// Registered redirect URIs, matched exactly: the client's, less those its ceiling does not allow.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
     /// The settings the server enforces, as resolved from policies.
@@ -143,7 +143,7 @@ impl ClientRegistration {
             owner: ClientOwner::of(client),
             display_name: client.spec.display_name.clone(),
             token_endpoint_auth_method: client.spec.auth_method(),
-            redirect_uris: client.spec.redirect_uris.clone(),
+            redirect_uris: resolution.effective.redirect_uris.clone(),
             effective: resolution.effective.clone(),
             secrets,
         }
@@ -295,7 +295,7 @@ mod tests {
             .public()
             .with_grants(&[GrantType::AuthorizationCode])
             .with_redirect_uris(&["http://localhost:3000/cb"]);
-        let resolution = crate::resolve(&client, &[]).unwrap();
+        let resolution = crate::resolve(&client, &crate::Cluster::default()).unwrap();
         let registration = ClientRegistration::of(&client, &resolution, "team-a/spa".into(), Vec::new());
         assert_eq!(
             registration,
@@ -322,7 +322,7 @@ mod tests {
             "a manifest without a uid has no owner"
         );
         client.metadata.uid = Some("u-1".into());
-        let resolution = crate::resolve(&client, &[]).unwrap();
+        let resolution = crate::resolve(&client, &crate::Cluster::default()).unwrap();
         let registration = ClientRegistration::of(&client, &resolution, "team-a/billing".into(), Vec::new());
         let owner = registration.owner.clone().unwrap();
         assert_eq!(
@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn an_owner_with_an_empty_field_is_invalid() {
         let client = crate::OAuthClient::test("billing").in_namespace("team-a");
-        let resolution = crate::resolve(&client, &[]).unwrap();
+        let resolution = crate::resolve(&client, &crate::Cluster::default()).unwrap();
         let mut registration =
             ClientRegistration::of(&client, &resolution, "team-a/billing".into(), Vec::new());
         registration.owner = Some(ClientOwner {

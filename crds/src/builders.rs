@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::{
-    AuthMethod, Duration, ExistingSecretRef, GrantType, OAuthClient, OAuthClientSpec, OAuthPolicy,
-    OAuthPolicySpec, SecretTemplate,
+    AuthMethod, ClusterOAuthPolicy, ClusterOAuthPolicySpec, Consumer, Duration, ExistingSecretRef, GrantType,
+    OAuthClient, OAuthClientSpec, OAuthPolicy, OAuthPolicySpec, ScopeSpec, SecretTemplate,
 };
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -77,6 +77,12 @@ impl OAuthClient {
         self
     }
 
+    /// Asking for `audience`.
+    pub fn with_audience(mut self, audience: &[&str]) -> Self {
+        self.spec.audience = audience.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
     /// With `template` as its generated Secret.
     pub fn with_secret(mut self, template: SecretTemplate) -> Self {
         self.spec.secret = Some(template);
@@ -125,6 +131,81 @@ impl OAuthPolicy {
     /// Setting `accessTokenTTL` to `ttl` (a Go-style duration).
     pub fn with_access_token_ttl(mut self, ttl: &str) -> Self {
         self.spec.access_token_ttl = Some(Duration::new(ttl));
+        self
+    }
+
+    /// Publishing `audience`.
+    pub fn publishing_audience(mut self, audience: &[&str]) -> Self {
+        self.spec.audience = Some(audience.iter().map(|a| (*a).to_owned()).collect());
+        self
+    }
+
+    /// Publishing (and allowing) `scopes`, without descriptions.
+    pub fn publishing_scopes(mut self, scopes: &[&str]) -> Self {
+        self.spec.scopes = Some(
+            scopes
+                .iter()
+                .map(|s| ScopeSpec {
+                    name: (*s).to_owned(),
+                    description: None,
+                })
+                .collect(),
+        );
+        self
+    }
+
+    /// Admitting every client of the namespaces labelled with all of `pairs` as consumers.
+    pub fn consumed_by(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.spec.consumers.push(Consumer {
+            namespace_selector: LabelSelector {
+                match_labels: Some(labels(pairs)),
+                match_expressions: None,
+            },
+            client_selector: None,
+        });
+        self
+    }
+
+    /// Created at Unix time `secs` (ownership of published values goes to the oldest policy).
+    pub fn created_at(mut self, secs: i64) -> Self {
+        self.metadata.creation_timestamp = k8s_openapi::jiff::Timestamp::from_second(secs)
+            .ok()
+            .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time);
+        self
+    }
+}
+
+impl ClusterOAuthPolicy {
+    /// A ClusterOAuthPolicy `name` that selects every namespace and sets nothing.
+    pub fn test(name: &str) -> Self {
+        ClusterOAuthPolicy::new(name, ClusterOAuthPolicySpec::default())
+    }
+
+    /// Selecting the namespaces labelled with all of `pairs`.
+    pub fn selecting(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.spec.namespace_selector = Some(LabelSelector {
+            match_labels: Some(labels(pairs)),
+            match_expressions: None,
+        });
+        self
+    }
+
+    /// With `priority`.
+    pub fn with_priority(mut self, priority: i32) -> Self {
+        self.spec.priority = priority;
+        self
+    }
+
+    /// Letting the selected namespaces publish audiences and scopes matching `audiences` and `scopes`.
+    pub fn publishable(mut self, audiences: &[&str], scopes: &[&str]) -> Self {
+        self.spec.publishable_audiences = Some(audiences.iter().map(|a| (*a).to_owned()).collect());
+        self.spec.publishable_scopes = Some(scopes.iter().map(|s| (*s).to_owned()).collect());
+        self
+    }
+
+    /// Allowing exactly `grants`.
+    pub fn allowing_grants(mut self, grants: &[GrantType]) -> Self {
+        self.spec.allowed_grant_types = Some(grants.to_vec());
         self
     }
 }

@@ -69,7 +69,8 @@ pub struct OAuthClientSpec {
     pub grant_types: Vec<GrantType>,
 
     /// Redirect URIs for authorization_code and implicit, matched exactly. Each must be absolute, without a
-    /// fragment, and https unless the host is localhost or a loopback address.
+    /// fragment, and https unless the host is localhost or a loopback address. Only those whose host the
+    /// namespace's ClusterOAuthPolicy allows (`redirectUriHosts`) are registered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(
         merge_strategy = ListMerge::Set,
@@ -81,7 +82,9 @@ pub struct OAuthClientSpec {
     #[schemars(length(max = 32), inner(length(min = 1, max = 2048)))]
     pub redirect_uris: Vec<String>,
 
-    /// The scopes the client asks for. Empty means every scope its policies allow.
+    /// The scopes the client asks for. Empty means every scope the deciding OAuthPolicy of its namespace
+    /// lists. Standard OpenID Connect scopes are always available; any other scope only if an
+    /// OAuthPolicy that admits the client publishes it (`status.effective.denials` shows the rest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Set)]
     #[schemars(
@@ -90,7 +93,10 @@ pub struct OAuthClientSpec {
     )]
     pub scopes: Vec<String>,
 
-    /// Audiences (`aud`) for the client's access tokens. A policy's audience takes precedence.
+    /// Audiences (`aud`) the client asks for. Each is granted only if an OAuthPolicy that admits the
+    /// client (its own namespace's by `clientSelector`, another's by `consumers`) publishes it. Empty
+    /// means the audience of the deciding OAuthPolicy of its namespace; with none, tokens carry the
+    /// client_id as `aud`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Set)]
     #[schemars(length(max = 16), inner(length(min = 1, max = 256)))]
@@ -101,7 +107,9 @@ pub struct OAuthClientSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<AuthMethod>,
 
-    /// A first-party client skips the consent page; its users have already agreed to its use.
+    /// A first-party client skips the consent page; its users have already agreed to its use. A
+    /// selecting OAuthPolicy's `firstParty` overrides it, and it takes effect only where the namespace's
+    /// ClusterOAuthPolicy sets `allowFirstParty`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_party: Option<bool>,
 
@@ -305,7 +313,9 @@ pub struct OAuthClientStatus {
     /// Ready, SecretSynced and Registered, following the Kubernetes API conventions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// The OAuthPolicies that select this client, highest priority first.
+    /// The policies that decided something for this client: its namespace's OAuthPolicies (highest
+    /// priority first), the API products of other namespaces that admit it, then the
+    /// ClusterOAuthPolicies that select its namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_policies: Vec<crate::AppliedPolicy>,
     /// The settings actually enforced, after policies.

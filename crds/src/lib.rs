@@ -1,8 +1,9 @@
 //! The `gatehouse.dev/v1alpha1` API, shared by the operator and the token server.
 //!
-//! - [`OAuthClient`] and [`OAuthPolicy`] are the custom resources platform teams write. Their schema,
+//! - [`OAuthClient`], [`OAuthPolicy`] and [`ClusterOAuthPolicy`] are the custom resources teams write. Their schema,
 //!   including the CEL rules the API server enforces, is generated from these types by `crdgen`.
-//! - [`resolve`] works out a client's effective settings from the policies that select it. It is pure,
+//! - [`resolve`] works out a client's effective settings from its request, the policies and API
+//!   products that admit it, and its namespace's ceiling. It is pure,
 //!   so the operator and the standalone server enforce exactly the same rules.
 //! - [`admin`] holds the documents the operator sends to the server's admin API.
 //! - [`ownership`] says which client_ids a namespace may declare.
@@ -13,6 +14,7 @@ pub mod admin;
 #[cfg(any(test, feature = "test-builders"))]
 mod builders;
 pub mod client;
+pub mod cluster_policy;
 pub mod credentials;
 pub mod duration;
 pub mod ownership;
@@ -25,9 +27,10 @@ pub use client::{
     AuthMethod, DeletionPolicy, ExistingSecretRef, GrantType, OAuthClient, OAuthClientSpec,
     OAuthClientStatus, Rotation, SecretKeys, SecretTemplate,
 };
+pub use cluster_policy::{ClusterOAuthPolicy, ClusterOAuthPolicySpec, ClusterOAuthPolicyStatus};
 pub use duration::Duration;
-pub use policy::{OAuthPolicy, OAuthPolicySpec, OAuthPolicyStatus, ScopeSpec, TokenFormat};
-pub use resolve::{AppliedPolicy, EffectiveSettings, resolve};
+pub use policy::{Consumer, OAuthPolicy, OAuthPolicySpec, OAuthPolicyStatus, ScopeSpec, TokenFormat};
+pub use resolve::{AppliedPolicy, Cluster, Denial, EffectiveSettings, resolve};
 
 /// The API group of every Gatehouse resource.
 pub const GROUP: &str = "gatehouse.dev";

@@ -1,5 +1,8 @@
-//! `OAuthPolicy`: the Kubernetes form of an API product. It bounds what the clients it selects may do and
-//! sets their token lifetimes, format and claims.
+//! `OAuthPolicy`: the Kubernetes form of an API product. It bounds what the clients it selects in its
+//! namespace may do and sets their token lifetimes, format and claims. The audiences and scopes it sets
+//! it *publishes*: clients of its own namespace get them through `clientSelector`, clients of other
+//! namespaces only through `consumers`, and only what the namespace's ClusterOAuthPolicy lets it
+//! publish.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Duration, GrantType};
 
-/// Limits and token settings for the OAuthClients it selects in its namespace. When several policies
-/// select a client, the one with the highest `priority` decides each setting it sets.
+/// Limits and token settings for the OAuthClients it selects in its namespace, and the API product (the
+/// audiences and scopes it publishes) for those and for the consumers it lists. When several policies of
+/// a namespace select a client, the one with the highest `priority` decides each setting it sets.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "gatehouse.dev",
@@ -50,8 +54,12 @@ pub struct OAuthPolicySpec {
     #[schemars(length(max = 8))]
     pub allowed_grant_types: Option<Vec<GrantType>>,
 
-    /// The scopes selected clients may request, each with the description shown on the consent page.
-    /// Unset allows the scopes the client lists.
+    /// The scopes selected clients may request, each with the description shown on the consent page;
+    /// this policy publishes them to its consumers too. Scopes other than the standard OpenID Connect
+    /// ones (openid, profile, email, address, phone, offline_access) are published only if the
+    /// namespace's ClusterOAuthPolicy lists them in `publishableScopes`, and each belongs to the oldest
+    /// OAuthPolicy publishing it. Unset allows only the standard OpenID Connect scopes, plus what
+    /// other products publish to the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(
         validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))")
@@ -66,11 +74,22 @@ pub struct OAuthPolicySpec {
     #[schemars(length(max = 64), inner(length(min = 1, max = 128)))]
     pub default_scopes: Option<Vec<String>>,
 
-    /// Audiences (`aud`) put in access tokens.
+    /// Audiences (`aud`) this policy publishes: put in the access tokens of the clients it selects
+    /// (unless a client names its own), and available to the clients `consumers` admits that ask for
+    /// them. Only audiences the namespace's ClusterOAuthPolicy lists in `publishableAudiences` are
+    /// published, and each belongs to the oldest OAuthPolicy publishing it; `status.denials` shows the
+    /// rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(merge_strategy = ListMerge::Set)]
     #[schemars(length(max = 16), inner(length(min = 1, max = 256)))]
     pub audience: Option<Vec<String>>,
+
+    /// Clients of other namespaces this policy admits as consumers of its audiences and scopes (not of
+    /// its other settings, which apply only to its own namespace's clients). Clients of the policy's
+    /// own namespace are admitted by `clientSelector` instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub consumers: Vec<Consumer>,
 
     /// Lifetime of access tokens. Default `1h`.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "accessTokenTTL")]
@@ -104,7 +123,9 @@ pub struct OAuthPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_rotation: Option<bool>,
 
-    /// Mark selected clients first-party: their users skip the consent page.
+    /// `true` makes the selected clients first-party (their users skip the consent page), `false` makes
+    /// them ask for consent whatever the client's own `firstParty` says; unset leaves it to the client.
+    /// Only where the namespace's ClusterOAuthPolicy sets `allowFirstParty`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_party: Option<bool>,
 
@@ -117,6 +138,18 @@ pub struct OAuthPolicySpec {
     )]
     #[schemars(extend("maxProperties" = 32))]
     pub claims: BTreeMap<String, String>,
+}
+
+/// Clients of other namespaces admitted as consumers of an API product.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Consumer {
+    /// The namespaces whose clients are admitted, by their labels (`kubernetes.io/metadata.name` names
+    /// one). Required; `{}` admits every namespace.
+    pub namespace_selector: LabelSelector,
+    /// Which clients of those namespaces are admitted. Absent admits every client there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_selector: Option<LabelSelector>,
 }
 
 /// One scope a policy allows.
@@ -153,6 +186,10 @@ pub struct OAuthPolicyStatus {
     /// Clients whose settings come from a higher-priority policy for at least one field this policy sets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overridden_for: Vec<String>,
+    /// The audiences and scopes this policy sets but does not publish, and why (the namespace's ceiling
+    /// does not allow them, or an older OAuthPolicy elsewhere owns them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denials: Vec<crate::resolve::Denial>,
     /// Ready, following the Kubernetes API conventions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

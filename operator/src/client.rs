@@ -1,4 +1,4 @@
-//! The OAuthClient controller: policies → effective settings, the client's Secret (generated once,
+//! The OAuthClient controller: policies, products and ceilings → effective settings, the client's Secret (generated once,
 //! rotated on schedule or on request), the registration on the token server, status and Events.
 //!
 //! Each reconcile ([`apply`]) reads the policies, the Secret and the registration fresh, runs the steps
@@ -115,14 +115,19 @@ async fn apply(client: &OAuthClient, api: &Api<OAuthClient>, ctx: &Context) -> R
     // 2. Effective settings.
     // A fresh list, not a watch cache: a policy applied just before its clients (one `kubectl apply`
     // of a directory) must already apply to their first registration, never a moment later.
+    // Other namespaces' products, the ceilings and the namespaces' labels come from watch caches.
     let policies = Api::<OAuthPolicy>::namespaced(ctx.client.clone(), &ns)
         .list(&Default::default())
         .await
         .map_err(Error::ListPolicies)?;
-    let resolution = match resolve(client, &policies.items) {
+    if !ctx.view.ready().await {
+        return Err(Error::ViewNotReady);
+    }
+    let snapshot = ctx.view.snapshot(Some(&ns), policies.items);
+    let resolution = match resolve(client, &snapshot.cluster()) {
         Ok(r) => r,
         Err(e) => {
-            let message = format!("cannot resolve the selecting OAuthPolicies: {e}");
+            let message = format!("cannot resolve the policies that apply to this client: {e}");
             halt(ctx, api, client, cond::REASON_INVALID_POLICY, message).await?;
             // A policy change re-triggers this client; nothing else will fix it.
             return Ok(Action::await_change());

@@ -8,6 +8,7 @@ pub mod admin;
 mod args;
 pub mod client;
 pub mod clock;
+pub mod cluster_policy;
 pub mod conditions;
 pub mod leader;
 pub mod memo;
@@ -16,6 +17,7 @@ pub mod policy;
 pub mod rotation;
 pub mod secret;
 pub mod server_deployment;
+pub mod view;
 
 use std::{
     collections::HashMap,
@@ -81,6 +83,9 @@ pub enum Error {
     /// Reading a client's Namespace (for its client-id allowance) failed.
     #[error("reading the Namespace: {0}")]
     ReadNamespace(#[source] kube::Error),
+    /// The watch caches of ceilings, namespaces and policies did not fill in time.
+    #[error("the caches of ClusterOAuthPolicies, Namespaces and OAuthPolicies are not ready")]
+    ViewNotReady,
     /// Listing OAuthClients failed.
     #[error("listing OAuthClients: {0}")]
     ListClients(#[source] kube::Error),
@@ -186,6 +191,8 @@ pub struct Context {
     pub admin: AdminClient,
     /// What the client controller last wrote (see [`memo`]).
     pub memo: memo::Memo,
+    /// Ceilings, namespace labels and every watched namespace's OAuthPolicies (see [`view`]).
+    pub view: view::View,
     /// The time every decision reads (see [`clock`]).
     pub clock: clock::SharedClock,
     backoff: Mutex<HashMap<String, u32>>,
@@ -206,6 +213,7 @@ impl Context {
             controller: MANAGER.into(),
             instance: Some(config.identity.clone()),
         };
+        let view = view::View::new(&config.scopes());
         Ok(Self {
             client,
             reporter,
@@ -213,6 +221,7 @@ impl Context {
             config,
             admin,
             memo: memo::Memo::default(),
+            view,
             clock,
             backoff: Mutex::default(),
         })
@@ -301,14 +310,23 @@ pub async fn run(
     }
 }
 
+impl Config {
+    /// The namespaces reconciled, one `Api` scope each: `[None]` for all of them.
+    pub fn scopes(&self) -> Vec<Option<String>> {
+        if self.watch_namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.watch_namespaces.iter().cloned().map(Some).collect()
+        }
+    }
+}
+
 async fn run_controllers(ctx: Arc<Context>) {
-    let scopes: Vec<Option<String>> = if ctx.config.watch_namespaces.is_empty() {
-        vec![None]
-    } else {
-        ctx.config.watch_namespaces.iter().cloned().map(Some).collect()
-    };
-    let mut tasks = Vec::new();
-    for ns in scopes {
+    let mut tasks = vec![
+        view::run(ctx.clone()).boxed(),
+        cluster_policy::run(ctx.clone()).boxed(),
+    ];
+    for ns in ctx.config.scopes() {
         tasks.push(client::run(ctx.clone(), ns.clone()).boxed());
         tasks.push(policy::run(ctx.clone(), ns).boxed());
     }

@@ -8,7 +8,8 @@
 //! of them, with its requeue still ahead, has nothing to do and returns at once.
 //!
 //! A `resourceVersion` only names an object's state, so the memo cannot see changes that live
-//! elsewhere: a policy, a referenced Secret, a change to the owned Secret. The watch mappers
+//! elsewhere: a policy, a ceiling, a namespace's labels, a referenced Secret, a change to the owned
+//! Secret. The watch mappers
 //! [`invalidate`](Memo::invalidate) the clients such an event concerns, and a reconcile records its
 //! result only if no invalidation came while it ran (see [`Ticket`]). The owned Secret's events are
 //! recognised by the version the controller applied ([`Memo::is_own_secret`]).
@@ -109,6 +110,15 @@ impl Memo {
         }
     }
 
+    /// Something outside changed what any client may do (a ceiling, a namespace's labels, an API
+    /// product consumed across namespaces).
+    pub fn invalidate_all(&self) {
+        for e in self.lock().values_mut() {
+            e.invalidations = e.invalidations.wrapping_add(1);
+            e.settled = None;
+        }
+    }
+
     /// The controller applied the client's Secret and the API server answered with `version`.
     pub fn secret_applied(&self, key: &str, version: Option<String>) {
         self.with(key, |e| e.secret_version = version);
@@ -202,6 +212,19 @@ mod tests {
         assert_eq!(memo.settled(K, Some("10"), t0), None);
         assert_eq!(memo.settled(other, Some("10"), t0), Some(MINUTE));
         assert_eq!(memo.settled(prefixed, Some("10"), t0), Some(MINUTE));
+    }
+
+    #[test]
+    fn invalidating_all_reaches_every_client_and_a_reconcile_running_meanwhile() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        let other = "oauthclient/ns-b/a";
+        settled_at(&memo, &["10"], t0);
+        let ticket = memo.begin(other);
+        memo.invalidate_all();
+        memo.settle(other, ticket, vec!["11".into()], MINUTE, t0);
+        assert_eq!(memo.settled(K, Some("10"), t0), None);
+        assert_eq!(memo.settled(other, Some("11"), t0), None);
     }
 
     #[test]

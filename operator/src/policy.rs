@@ -1,11 +1,13 @@
-//! The OAuthPolicy controller: works out which clients each policy selects, and for which of them a
-//! higher-priority policy decides a setting this one sets, and writes that into the policy's status.
+//! The OAuthPolicy controller: works out which clients each policy selects, for which of them a
+//! higher-priority policy decides a setting this one sets, and which of the audiences and scopes it sets
+//! it does not publish (the namespace's ceiling forbids them, or an older policy owns them), and writes
+//! that into the policy's status.
 //! Re-reconciling the selected clients themselves is the client controller's job (it watches policies).
 
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use gatehouse_crds::{OAuthClient, OAuthPolicy, OAuthPolicyStatus, resolve, selector};
+use gatehouse_crds::{Cluster, OAuthClient, OAuthPolicy, OAuthPolicyStatus, resolve, selector};
 use kube::{
     Api, ResourceExt as _,
     api::{Patch, PatchParams},
@@ -27,10 +29,11 @@ use crate::{
 const CONTROLLER: &str = "oauthpolicy";
 const POLICY_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Which clients a policy selects and for which it is overridden. Pure.
+/// Which clients of its namespace a policy selects and for which it is overridden, resolved against
+/// `cluster`. Pure.
 pub fn evaluate(
     policy: &OAuthPolicy,
-    policies: &[OAuthPolicy],
+    cluster: &Cluster<'_>,
     clients: &[OAuthClient],
 ) -> gatehouse_crds::Result<(Vec<String>, Vec<String>)> {
     let name = policy.name_any();
@@ -43,12 +46,10 @@ pub fn evaluate(
             continue;
         }
         matched.push(client.name_any());
-        let resolution = resolve(client, policies)?;
-        if resolution
-            .applied
-            .iter()
-            .any(|a| a.name == name && !a.overridden.is_empty())
-        {
+        let resolution = resolve(client, cluster)?;
+        if resolution.applied.iter().any(|a| {
+            a.kind == "OAuthPolicy" && a.namespace == ns && a.name == name && !a.overridden.is_empty()
+        }) {
             overridden.push(client.name_any());
         }
     }
@@ -64,7 +65,7 @@ const PAGE: u32 = 500;
 /// [`evaluate`] over every client of the namespace, read in pages of [`PAGE`].
 async fn evaluate_pages(
     policy: &OAuthPolicy,
-    policies: &[OAuthPolicy],
+    cluster: &Cluster<'_>,
     clients: &Api<OAuthClient>,
 ) -> Result<gatehouse_crds::Result<(Vec<String>, Vec<String>)>> {
     let mut matched = Vec::new();
@@ -72,7 +73,7 @@ async fn evaluate_pages(
     let mut params = kube::api::ListParams::default().limit(PAGE);
     loop {
         let page = clients.list(&params).await.map_err(Error::ListClients)?;
-        match evaluate(policy, policies, &page.items) {
+        match evaluate(policy, cluster, &page.items) {
             Ok((m, o)) => {
                 matched.extend(m);
                 overridden.extend(o);
@@ -120,6 +121,8 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
                     .collect::<Vec<_>>()
             },
         )
+        // A ceiling or another namespace's product changes what this policy publishes.
+        .reconcile_all_on(ctx.view.changes())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -141,17 +144,33 @@ pub async fn reconcile(policy: Arc<OAuthPolicy>, ctx: Arc<Context>) -> Result<Ac
         .list(&Default::default())
         .await
         .map_err(Error::ListPolicies)?;
+    if !ctx.view.ready().await {
+        return Err(Error::ViewNotReady);
+    }
+    let snapshot = ctx.view.snapshot(Some(&ns), all_policies.items);
+    let cluster = snapshot.cluster();
     let clients = Api::<OAuthClient>::namespaced(ctx.client.clone(), &ns);
-    let (matched, overridden, ready) = match evaluate_pages(&policy, &all_policies.items, &clients).await? {
-        Ok((matched, overridden)) => {
-            let message = format!("selects {} client(s)", matched.len());
+    let evaluated = evaluate_pages(&policy, &cluster, &clients)
+        .await?
+        .and_then(|(matched, overridden)| Ok((matched, overridden, cluster.unpublished(&policy)?)));
+    let (matched, overridden, denials, ready) = match evaluated {
+        Ok((matched, overridden, denials)) => {
+            let mut message = format!("selects {} client(s)", matched.len());
+            if !denials.is_empty() {
+                message.push_str(&format!(
+                    "; does not publish {} of the audiences and scopes it sets (see status.denials)",
+                    denials.len()
+                ));
+            }
             (
                 matched,
                 overridden,
+                denials,
                 Desired::ok(cond::READY, cond::REASON_POLICY_APPLIED, message),
             )
         }
         Err(e) => (
+            Vec::new(),
             Vec::new(),
             Vec::new(),
             Desired::failed(cond::READY, cond::REASON_INVALID_POLICY, e.to_string()),
@@ -162,6 +181,7 @@ pub async fn reconcile(policy: Arc<OAuthPolicy>, ctx: Arc<Context>) -> Result<Ac
     let status = OAuthPolicyStatus {
         matched_clients: matched,
         overridden_for: overridden,
+        denials,
         conditions: cond::merge(&old.conditions, &[ready], generation, ctx.clock.now()),
         observed_generation: generation,
     };
@@ -220,15 +240,16 @@ mod tests {
         let broad = policy("broad", 0, None, "1h");
         let narrow = policy("narrow", 10, Some("backend"), "5m");
         let policies = [broad.clone(), narrow.clone()];
+        let cluster = Cluster::with_policies(&policies);
         assert_eq!(
-            evaluate(&broad, &policies, &clients).unwrap(),
+            evaluate(&broad, &cluster, &clients).unwrap(),
             (
                 vec!["a".into(), "b".into(), "c".into()],
                 vec!["a".into(), "c".into()]
             )
         );
         assert_eq!(
-            evaluate(&narrow, &policies, &clients).unwrap(),
+            evaluate(&narrow, &cluster, &clients).unwrap(),
             (vec!["a".into(), "c".into()], vec![])
         );
     }
@@ -239,7 +260,7 @@ mod tests {
         other.metadata.namespace = Some("elsewhere".into());
         let p = policy("p", 0, None, "1h");
         assert_eq!(
-            evaluate(&p, std::slice::from_ref(&p), &[other]).unwrap(),
+            evaluate(&p, &Cluster::with_policies(std::slice::from_ref(&p)), &[other]).unwrap(),
             (vec![], vec![])
         );
     }

@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use gatehouse_crds::{OAuthClient, OAuthPolicy};
+use gatehouse_crds::{ClusterOAuthPolicy, OAuthClient, OAuthPolicy};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,
 };
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let crds = [
         ("oauthclients.yaml", OAuthClient::crd()),
         ("oauthpolicies.yaml", OAuthPolicy::crd()),
+        ("clusteroauthpolicies.yaml", ClusterOAuthPolicy::crd()),
     ];
     let mut outputs = Vec::new();
     for (file, crd) in &crds {
@@ -122,7 +123,7 @@ fn rows(path: &str, schema: &JSONSchemaProps, out: &mut String) {
                 .replace('|', "\\|")
         ));
         // Kubernetes' own types are documented upstream; don't expand them.
-        if field.ends_with("clientSelector") || field.ends_with("conditions") {
+        if field.ends_with("Selector") || field.ends_with("conditions") {
             continue;
         }
         rows(&field, prop, out);

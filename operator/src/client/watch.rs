@@ -1,5 +1,5 @@
 //! The client controller's watches: OAuthClients (its cache, without managedFields), the Secrets they
-//! generate or reference, and OAuthPolicy spec changes. Each maps an event to the clients it concerns
+//! generate or reference, and the [`view`](crate::view)'s changes (policies, ceilings, namespaces). Each maps an event to the clients it concerns
 //! and invalidates their [`memo`](crate::memo) entries; the reconciles themselves are in the parent
 //! module.
 //!
@@ -13,14 +13,13 @@
 //! watch per referenced Secret (a field selector on its name) would be one long-lived apiserver watch
 //! per client, which does not scale to thousands of clients.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use gatehouse_crds::{OAuthClient, OAuthPolicy};
+use gatehouse_crds::OAuthClient;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Api, ResourceExt as _,
+    ResourceExt as _,
     api::PartialObjectMeta,
     runtime::{
         Controller, WatchStreamExt as _, controller,
@@ -52,8 +51,12 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
     let store = controller.store();
     let secret_ctx = ctx.clone();
     let controller = controller
-        // A policy change can change any client of its namespace, including the ones it stops selecting.
-        .reconcile_all_on(policy_changes(ctx.clone(), crate::scoped_api(c, ns.as_deref())))
+        // A policy change can change any client of its namespace, including the ones it stops selecting,
+        // and a ceiling, a namespace's labels or an API product clients anywhere. The view invalidated
+        // their memos before it signals; the others find theirs settled and return at once. A policy's
+        // status (its matchedClients, written by the policy controller) signals nothing: with
+        // `Controller::watches`, every status write reconciled every client of the namespace.
+        .reconcile_all_on(ctx.view.changes())
         // Generated Secrets map to their owner; labelled referenced Secrets to every client referencing
         // them.
         .watches(
@@ -116,63 +119,4 @@ pub async fn run(ctx: Arc<Context>, ns: Option<String>) {
             }
         })
         .await;
-}
-
-/// A trigger for every change of a policy's spec: a new policy, a changed generation, a deleted
-/// policy. Each invalidates the memo of its namespace's clients, and the controller then reconciles
-/// every client: those of other namespaces find their memo settled and return at once.
-///
-/// A policy's status (its matchedClients, written by the policy controller) triggers nothing. Watching
-/// policies with `Controller::watches` reconciled every client of the namespace on each status write,
-/// and the policy controller writes one as clients come and go.
-fn policy_changes(ctx: Arc<Context>, api: Api<OAuthPolicy>) -> impl futures::Stream<Item = ()> + Send {
-    let mut known: HashMap<(String, String), Option<i64>> = HashMap::new();
-    let mut listed: HashMap<(String, String), Option<i64>> = HashMap::new();
-    watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .filter_map(move |event| {
-            let id = |p: &OAuthPolicy| (p.namespace().unwrap_or_default(), p.name_any());
-            let changed: Vec<String> = match event {
-                Ok(watcher::Event::Apply(p)) => {
-                    let generation = p.metadata.generation;
-                    match known.insert(id(&p), generation) {
-                        Some(before) if before == generation => Vec::new(),
-                        _ => vec![id(&p).0],
-                    }
-                }
-                Ok(watcher::Event::Delete(p)) => {
-                    known.remove(&id(&p));
-                    vec![id(&p).0]
-                }
-                Ok(watcher::Event::Init) => {
-                    listed.clear();
-                    Vec::new()
-                }
-                Ok(watcher::Event::InitApply(p)) => {
-                    listed.insert(id(&p), p.metadata.generation);
-                    Vec::new()
-                }
-                // After a (re)list: what is new, changed or gone since the last one.
-                Ok(watcher::Event::InitDone) => {
-                    let mut changed: Vec<String> = listed
-                        .iter()
-                        .filter(|(k, g)| known.get(*k) != Some(*g))
-                        .chain(known.iter().filter(|(k, _)| !listed.contains_key(*k)))
-                        .map(|((ns, _), _)| ns.clone())
-                        .collect();
-                    changed.sort();
-                    changed.dedup();
-                    known = std::mem::take(&mut listed);
-                    changed
-                }
-                Err(e) => {
-                    warn!(error = %e, "watching OAuthPolicies");
-                    Vec::new()
-                }
-            };
-            for ns in &changed {
-                ctx.memo.invalidate_namespace(ns);
-            }
-            futures::future::ready((!changed.is_empty()).then_some(()))
-        })
 }

@@ -1,9 +1,12 @@
 //! Standalone mode: `--clients-dir DIR` serves the same YAML a cluster would hold, without one.
 //!
-//! Every `*.yaml` / `*.yml` file in DIR may hold several documents: `OAuthClient` and `OAuthPolicy`
-//! (gatehouse.dev/v1alpha1) and v1 `Secret`s with the client secrets. Each client is resolved against
-//! the policies by [`gatehouse_crds::resolve`], the function the operator uses, and becomes a
-//! [`ClientRegistration`]. Like the operator, the loader generates a Secret for a confidential client
+//! Every `*.yaml` / `*.yml` file in DIR may hold several documents: `OAuthClient`, `OAuthPolicy` and
+//! `ClusterOAuthPolicy` (gatehouse.dev/v1alpha1) and v1 `Secret`s with the client secrets. Each client
+//! is resolved against the policies and ceilings by [`gatehouse_crds::resolve`], the function the
+//! operator uses (with no namespace labels: a directory has no Namespace objects, so only
+//! ClusterOAuthPolicies without a `namespaceSelector`, or with one that matches no label, apply), and
+//! becomes a [`ClientRegistration`]. Without a ClusterOAuthPolicy the built-in ceiling applies, as in a
+//! cluster: no password, implicit or first-party, and nothing publishable. Like the operator, the loader generates a Secret for a confidential client
 //! that has none and writes it next to the manifests as `<secretName>.secret.yaml`, once: the next start
 //! reads it back. A client with `existingSecretRef` whose Secret is missing is an error.
 
@@ -15,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_crds::admin::{ClientRegistration, SecretDigest, secret_digest};
 use gatehouse_crds::credentials::{Credentials, KeyNames};
-use gatehouse_crds::{OAuthClient, OAuthPolicy, resolve};
+use gatehouse_crds::{Cluster, ClusterOAuthPolicy, OAuthClient, OAuthPolicy, resolve};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -90,6 +93,7 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn load_dir(dir: &Path, issuer: &str) -> Result<Loaded> {
     let mut clients: Vec<(PathBuf, OAuthClient)> = Vec::new();
     let mut policies: Vec<OAuthPolicy> = Vec::new();
+    let mut cluster_policies: Vec<ClusterOAuthPolicy> = Vec::new();
     let mut secrets: HashMap<(String, String), Secret> = HashMap::new();
 
     for path in yaml_files(dir)? {
@@ -145,6 +149,11 @@ pub fn load_dir(dir: &Path, issuer: &str) -> Result<Loaded> {
                         .get_or_insert_with(|| "default".to_owned());
                     policies.push(policy);
                 }
+                ("gatehouse.dev/v1alpha1", "ClusterOAuthPolicy") => {
+                    let policy: ClusterOAuthPolicy =
+                        serde_path_to_error::deserialize(value).map_err(field_error)?;
+                    cluster_policies.push(policy);
+                }
                 ("v1", "Secret") => {
                     let secret: SecretManifest =
                         serde_path_to_error::deserialize(value).map_err(field_error)?;
@@ -175,12 +184,18 @@ pub fn load_dir(dir: &Path, issuer: &str) -> Result<Loaded> {
                     );
                 }
                 _ => {
-                    tracing::warn!(file = %path.display(), document = number, %api_version, %kind, "ignoring a document that is not an OAuthClient, OAuthPolicy or Secret");
+                    tracing::warn!(file = %path.display(), document = number, %api_version, %kind, "ignoring a document that is not an OAuthClient, OAuthPolicy, ClusterOAuthPolicy or Secret");
                 }
             }
         }
     }
 
+    let namespace_labels = Default::default();
+    let cluster = Cluster {
+        policies: &policies,
+        cluster_policies: &cluster_policies,
+        namespace_labels: &namespace_labels,
+    };
     let mut loaded = Loaded::default();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for (path, client) in &clients {
@@ -188,7 +203,7 @@ pub fn load_dir(dir: &Path, issuer: &str) -> Result<Loaded> {
             dir,
             path,
             client,
-            &policies,
+            &cluster,
             &secrets,
             issuer,
             &mut loaded.generated,
@@ -212,7 +227,7 @@ fn register(
     dir: &Path,
     path: &Path,
     client: &OAuthClient,
-    policies: &[OAuthPolicy],
+    cluster: &Cluster<'_>,
     secrets: &HashMap<(String, String), Secret>,
     issuer: &str,
     generated: &mut Vec<PathBuf>,
@@ -220,7 +235,7 @@ fn register(
     let name = client.metadata.name.clone().unwrap_or_default();
     let namespace = client.metadata.namespace.clone().unwrap_or_default();
     let what = format!("OAuthClient {namespace}/{name}");
-    let resolution = resolve(client, policies).map_err(|e| manifest_error(path, format!("{what}: {e}")))?;
+    let resolution = resolve(client, cluster).map_err(|e| manifest_error(path, format!("{what}: {e}")))?;
     let spec = &client.spec;
     let client_id = client.client_id();
     let source = format!("{SOURCE_PREFIX}{namespace}/{name}");

@@ -4,6 +4,14 @@ use super::*;
 
 const POLICY_AND_CLIENTS: &str = r#"
 apiVersion: gatehouse.dev/v1alpha1
+kind: ClusterOAuthPolicy
+metadata:
+  name: platform
+spec:
+  publishableAudiences: [https://billing.example.com]
+  publishableScopes: ["invoices:*"]
+---
+apiVersion: gatehouse.dev/v1alpha1
 kind: OAuthPolicy
 metadata:
   name: billing-api
@@ -79,6 +87,34 @@ fn clients_are_resolved_against_their_policies_and_get_a_generated_secret_once()
     let second = load_dir(dir.path(), "https://issuer").unwrap();
     assert!(second.generated.is_empty());
     assert_eq!(second.registrations[0].secrets, reporting.secrets);
+}
+
+#[test]
+fn without_a_cluster_policy_a_directory_gets_the_built_in_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let without = POLICY_AND_CLIENTS
+        .split_once("---\n")
+        .map(|(_, rest)| rest)
+        .unwrap();
+    write(dir.path(), "clients.yaml", without);
+    let loaded = load_dir(dir.path(), "https://issuer").unwrap();
+    let reporting = &loaded.registrations[0];
+    assert!(reporting.effective.scopes.is_empty());
+    assert!(reporting.effective.audience.is_empty());
+    let denied: Vec<_> = reporting
+        .effective
+        .denials
+        .iter()
+        .map(|d| (d.setting.as_str(), d.value.as_str(), d.by.as_str()))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            ("audience", "https://billing.example.com", "built-in ceiling"),
+            ("scopes", "invoices:read", "built-in ceiling"),
+            ("scopes", "invoices:write", "built-in ceiling"),
+        ]
+    );
 }
 
 #[test]

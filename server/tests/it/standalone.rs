@@ -8,6 +8,13 @@ use crate::support::*;
 
 const MANIFESTS: &str = r#"
 apiVersion: gatehouse.dev/v1alpha1
+kind: ClusterOAuthPolicy
+metadata: {name: platform}
+spec:
+  publishableAudiences: [https://api.example.com]
+  publishableScopes: ["orders:*"]
+---
+apiVersion: gatehouse.dev/v1alpha1
 kind: OAuthPolicy
 metadata: {name: orders-api, namespace: shop}
 spec:

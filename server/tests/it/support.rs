@@ -408,6 +408,7 @@ pub fn client(id: &str) -> ClientBuilder {
             default_scopes: vec!["read".to_owned()],
             scope_descriptions: Default::default(),
             audience: vec![AUDIENCE.to_owned()],
+            redirect_uris: Vec::new(),
             access_token_ttl_seconds: 600,
             refresh_token_ttl_seconds: 3600,
             authorization_code_ttl_seconds: 60,
@@ -417,6 +418,7 @@ pub fn client(id: &str) -> ClientBuilder {
             refresh_token_rotation: true,
             first_party: false,
             claims: Default::default(),
+            denials: Vec::new(),
         },
         secrets: vec![SecretDigest {
             sha256: secret_digest(&format!("{id}-secret")),

@@ -233,6 +233,13 @@ async fn apply_examples(kube: &kube::Client, namespace: &str) -> anyhow::Result<
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     paths.sort();
+    // As the platform team would: the labels the examples' ClusterOAuthPolicies select.
+    let labels = serde_json::json!({"metadata": {"labels": {
+        "gatehouse.dev/api-products": "inventory", "gatehouse.dev/first-party": "allowed"}}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(kube.clone())
+        .patch(namespace, &PatchParams::default(), &Patch::Merge(&labels))
+        .await
+        .with_context(|| format!("labelling namespace {namespace}"))?;
     for path in paths {
         let text = std::fs::read_to_string(&path)?;
         for doc in serde_yaml::Deserializer::from_str(&text) {
@@ -240,23 +247,29 @@ async fn apply_examples(kube: &kube::Client, namespace: &str) -> anyhow::Result<
             let ar = match value["kind"].as_str() {
                 Some("OAuthClient") => ApiResource::erase::<OAuthClient>(&()),
                 Some("OAuthPolicy") => ApiResource::erase::<gatehouse_crds::OAuthPolicy>(&()),
+                Some("ClusterOAuthPolicy") => ApiResource::erase::<gatehouse_crds::ClusterOAuthPolicy>(&()),
                 Some("Secret") => ApiResource::erase::<Secret>(&()),
                 other => anyhow::bail!("{}: unexpected kind {other:?}", path.display()),
             };
+            let cluster_scoped = value["kind"] == "ClusterOAuthPolicy";
             let object: DynamicObject = serde_json::from_value(value)?;
             let name = object
                 .metadata
                 .name
                 .clone()
                 .context("a document without a name")?;
-            Api::<DynamicObject>::namespaced_with(kube.clone(), namespace, &ar)
-                .patch(
-                    &name,
-                    &PatchParams::apply("gatehouse-local").force(),
-                    &Patch::Apply(&object),
-                )
-                .await
-                .with_context(|| format!("applying {}", path.display()))?;
+            let api = if cluster_scoped {
+                Api::<DynamicObject>::all_with(kube.clone(), &ar)
+            } else {
+                Api::<DynamicObject>::namespaced_with(kube.clone(), namespace, &ar)
+            };
+            api.patch(
+                &name,
+                &PatchParams::apply("gatehouse-local").force(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .with_context(|| format!("applying {}", path.display()))?;
             println!(
                 "applied {} {name} from {}",
                 object.types.map(|t| t.kind).unwrap_or_default(),

@@ -20,10 +20,27 @@ async fn create(ns: &str, object: Value) -> Result<DynamicObject, kube::Error> {
         "OAuthClient" => ApiResource::erase::<OAuthClient>(&()),
         "OAuthPolicy" => ApiResource::erase::<OAuthPolicy>(&()),
         "Secret" => ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+        "ClusterOAuthPolicy" => ApiResource::erase::<gatehouse_crds::ClusterOAuthPolicy>(&()),
         other => panic!("unexpected kind {other}"),
     };
-    let api = Api::<DynamicObject>::namespaced_with(cp.client().unwrap(), ns, &ar);
-    let obj: DynamicObject = serde_json::from_value(object).unwrap();
+    let mut obj: DynamicObject = serde_json::from_value(object).unwrap();
+    let api = if kind == "ClusterOAuthPolicy" {
+        // Cluster-scoped, in a shared control plane: a name of this test's own, and a dry run, so that
+        // nothing outlives the test or reaches another test's namespaces.
+        obj.metadata.name = obj.metadata.name.map(|n| format!("{n}-{ns}"));
+        let api = Api::<DynamicObject>::all_with(cp.client().unwrap(), &ar);
+        return api
+            .create(
+                &PostParams {
+                    dry_run: true,
+                    ..Default::default()
+                },
+                &obj,
+            )
+            .await;
+    } else {
+        Api::<DynamicObject>::namespaced_with(cp.client().unwrap(), ns, &ar)
+    };
     api.create(&PostParams::default(), &obj).await
 }
 
@@ -108,7 +125,11 @@ fn properties<'a>(path: &str, schema: &'a JSONSchemaProps, out: &mut Vec<(String
 async fn every_field_of_the_served_schema_carries_a_description() {
     let cp = ControlPlane::shared().await.unwrap();
     let crds = Api::<CustomResourceDefinition>::all(cp.client().unwrap());
-    for name in ["oauthclients.gatehouse.dev", "oauthpolicies.gatehouse.dev"] {
+    for name in [
+        "oauthclients.gatehouse.dev",
+        "oauthpolicies.gatehouse.dev",
+        "clusteroauthpolicies.gatehouse.dev",
+    ] {
         let crd = crds.get(name).await.unwrap();
         let schema = crd.spec.versions[0]
             .schema
@@ -130,7 +151,7 @@ async fn every_field_of_the_served_schema_carries_a_description() {
                 // metadata and the fields of Kubernetes' own types (LabelSelector, Condition) are
                 // documented upstream.
                 !path.starts_with(".metadata")
-                    && !path.starts_with(".spec.clientSelector.")
+                    && !path.contains("Selector.")
                     && !path.starts_with(".status.conditions[]")
                     && p.description.as_deref().is_none_or(str::is_empty)
             })
@@ -167,6 +188,14 @@ async fn every_example_is_accepted_and_reads_back_equal() {
                     serde_json::from_value::<gatehouse_crds::OAuthClientSpec>(created["spec"].clone())
                         .unwrap(),
                     serde_json::from_value::<gatehouse_crds::OAuthClientSpec>(value["spec"].clone()).unwrap(),
+                    "{}: spec differs",
+                    path.display()
+                ),
+                Some("ClusterOAuthPolicy") => assert_eq!(
+                    serde_json::from_value::<gatehouse_crds::ClusterOAuthPolicySpec>(created["spec"].clone())
+                        .unwrap(),
+                    serde_json::from_value::<gatehouse_crds::ClusterOAuthPolicySpec>(value["spec"].clone())
+                        .unwrap(),
                     "{}: spec differs",
                     path.display()
                 ),
@@ -448,6 +477,45 @@ async fn a_default_scope_outside_the_allowed_scopes_is_rejected() {
         &msg,
         &["spec.defaultScopes", "must each be listed in spec.scopes"],
     );
+}
+
+fn cluster_policy(spec: Value) -> Value {
+    json!({"apiVersion": "gatehouse.dev/v1alpha1", "kind": "ClusterOAuthPolicy", "metadata": {"name": "c"}, "spec": spec})
+}
+
+#[tokio::test]
+async fn a_publishable_pattern_with_an_inner_star_is_rejected() {
+    let msg = rejection(cluster_policy(
+        json!({"publishableAudiences": ["https://*.example.com"]}),
+    ))
+    .await;
+    assert_mentions(
+        &msg,
+        &[
+            "spec.publishableAudiences",
+            "'*' may appear only at the end of a pattern",
+        ],
+    );
+    let msg = rejection(cluster_policy(json!({"publishableScopes": ["pay*ments.*"]}))).await;
+    assert_mentions(
+        &msg,
+        &["spec.publishableScopes", "'*' may appear only at the end"],
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_host_that_is_not_a_host_is_rejected() {
+    let msg = rejection(cluster_policy(
+        json!({"redirectUriHosts": ["https://app.example.com/"]}),
+    ))
+    .await;
+    assert_mentions(&msg, &["spec.redirectUriHosts", "must be a host name"]);
+}
+
+#[tokio::test]
+async fn an_empty_list_of_token_formats_is_rejected() {
+    let msg = rejection(cluster_policy(json!({"allowedTokenFormats": []}))).await;
+    assert_mentions(&msg, &["spec.allowedTokenFormats", "list at least one format"]);
 }
 
 #[tokio::test]

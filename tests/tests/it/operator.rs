@@ -10,7 +10,7 @@ mod secrets;
 
 use std::{collections::BTreeMap, future::Future, path::PathBuf, sync::Arc, time::Duration};
 
-use gatehouse_crds::{OAuthClient, OAuthPolicy};
+use gatehouse_crds::{ClusterOAuthPolicy, OAuthClient, OAuthPolicy};
 use gatehouse_tests::{
     ControlPlane, free_port, repo_root, run_helm,
     stack::{self, OperatedServer, Proc, start_operated_server},
@@ -28,6 +28,7 @@ use kube::{
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
+mod ceiling;
 mod ownership;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -406,17 +407,23 @@ impl World {
     }
 }
 
-/// Server-side applies a manifest (JSON) in namespace `ns` as `kube`'s user.
+/// Server-side applies a manifest (JSON) in namespace `ns` (a ClusterOAuthPolicy: cluster-wide) as
+/// `kube`'s user.
 async fn apply_in(kube: &kube::Client, ns: &str, object: Value) {
     let kind = object["kind"].as_str().unwrap_or_default().to_owned();
     let ar = match kind.as_str() {
         "OAuthClient" => ApiResource::erase::<OAuthClient>(&()),
         "OAuthPolicy" => ApiResource::erase::<OAuthPolicy>(&()),
+        "ClusterOAuthPolicy" => ApiResource::erase::<ClusterOAuthPolicy>(&()),
         "Secret" => ApiResource::erase::<Secret>(&()),
         other => panic!("unexpected kind {other}"),
     };
     let name = object["metadata"]["name"].as_str().unwrap().to_owned();
-    let api = Api::<DynamicObject>::namespaced_with(kube.clone(), ns, &ar);
+    let api = if kind == "ClusterOAuthPolicy" {
+        Api::<DynamicObject>::all_with(kube.clone(), &ar)
+    } else {
+        Api::<DynamicObject>::namespaced_with(kube.clone(), ns, &ar)
+    };
     api.patch(
         &name,
         &PatchParams::apply("e2e-test").force(),
@@ -486,6 +493,26 @@ async fn the_examples_become_ready_with_documented_secrets_and_issue_tokens() {
     let mut w = World::new("op-happy").await;
     w.start_operator_as_charted().await;
     w.start_server().await;
+    // The platform team's side: the chart's default ceiling (limited to this test's namespace, as the
+    // control plane is shared), and the labels the examples' ClusterOAuthPolicies select.
+    let only_here = format!(
+        "clusterPolicy.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name={}",
+        w.ns
+    );
+    let default_name = format!("gatehouse-default-{}", w.ns);
+    let charted = w.render_chart("gh", &[only_here, format!("clusterPolicy.name={default_name}")]);
+    let default_policy = charted
+        .iter()
+        .find(|d| d["kind"] == "ClusterOAuthPolicy")
+        .expect("the chart renders a default ClusterOAuthPolicy")
+        .clone();
+    w.apply(default_policy).await;
+    let labels = json!({"metadata": {"labels": {
+        "gatehouse.dev/api-products": "inventory", "gatehouse.dev/first-party": "allowed"}}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(w.kube.clone())
+        .patch(&w.ns, &PatchParams::default(), &Patch::Merge(&labels))
+        .await
+        .unwrap();
     let docs = examples();
     for doc in &docs {
         w.apply(doc.clone()).await;
@@ -551,7 +578,13 @@ async fn the_examples_become_ready_with_documented_secrets_and_issue_tokens() {
                 .unwrap_or_else(|| client.client_id());
             let claims = w.validate_with_jwks(token, &audience).await;
             assert_eq!(claims["client_id"], client.client_id(), "{claims}");
-            assert_eq!(claims["scope"], effective.default_scopes.join(" "), "{claims}");
+            // No scope granted (the example asks for one nothing publishes): no `scope` claim.
+            let scope = (!effective.default_scopes.is_empty()).then(|| effective.default_scopes.join(" "));
+            assert_eq!(
+                claims.get("scope").and_then(Value::as_str),
+                scope.as_deref(),
+                "{claims}"
+            );
             let introspected = w
                 .introspect(token, &data[&k["client_id"]], &data[&k["client_secret"]])
                 .await;
@@ -561,6 +594,22 @@ async fn the_examples_become_ready_with_documented_secrets_and_issue_tokens() {
             assert_eq!(introspected["exp"], claims["exp"], "{introspected}");
         }
     }
+    // What the examples' ClusterOAuthPolicies allow this (labelled) namespace.
+    let effective = |c: OAuthClient| c.status.unwrap().effective.unwrap();
+    let orders = effective(w.clients().get("orders-service").await.unwrap());
+    assert_eq!(orders.audience, ["https://inventory.example.com"]);
+    assert_eq!(orders.scopes, ["inventory.read", "inventory.write"]);
+    let cli = effective(w.clients().get("admin-cli").await.unwrap());
+    assert_eq!(
+        cli.grant_types,
+        [
+            gatehouse_crds::GrantType::Password,
+            gatehouse_crds::GrantType::RefreshToken
+        ]
+    );
+    assert!(cli.first_party);
+    assert!(cli.denials.is_empty(), "{:?}", cli.denials);
+
     // The bring-your-own client authenticates with the secret from its own Secret.
     if let Some(byo) = clients
         .iter()
@@ -843,6 +892,15 @@ async fn a_policy_change_updates_the_effective_settings_and_the_tokens() {
     let mut w = World::new("op-policy").await;
     w.start_operator(false).await;
     w.start_server().await;
+    // The namespace may publish the product's scopes.
+    let ceiling = format!("publish-{}", w.ns);
+    w.apply(
+        json!({"apiVersion": "gatehouse.dev/v1alpha1", "kind": "ClusterOAuthPolicy",
+        "metadata": {"name": ceiling},
+        "spec": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": w.ns}},
+                 "publishableScopes": ["read", "write"]}}),
+    )
+    .await;
     let policy = |ttl: &str| {
         json!({"apiVersion": "gatehouse.dev/v1alpha1", "kind": "OAuthPolicy", "metadata": {"name": "product"},
                "spec": {"clientSelector": {"matchLabels": {"product": "p"}}, "accessTokenTTL": ttl,
@@ -890,11 +948,16 @@ async fn a_policy_change_updates_the_effective_settings_and_the_tokens() {
 
     // A deleted policy reaches the client too, though its last watch event carries no new generation.
     policies.delete("product", &Default::default()).await.unwrap();
-    eventually("no policy applied", TIMEOUT, || async {
+    eventually("no OAuthPolicy applied", TIMEOUT, || async {
         let s = w.clients().get("pc").await.ok()?.status?;
-        (s.applied_policies.is_empty() && s.effective?.access_token_ttl_seconds != 300).then_some(())
+        let none = s.applied_policies.iter().all(|a| a.kind == "ClusterOAuthPolicy");
+        (none && s.effective?.access_token_ttl_seconds != 300).then_some(())
     })
     .await;
+    Api::<ClusterOAuthPolicy>::all(w.kube.clone())
+        .delete(&ceiling, &DeleteParams::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

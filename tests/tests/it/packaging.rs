@@ -23,7 +23,11 @@ fn text(out: &std::process::Output) -> String {
 
 #[test]
 fn the_chart_carries_exactly_the_generated_crds() {
-    for file in ["oauthclients.yaml", "oauthpolicies.yaml"] {
+    for file in [
+        "oauthclients.yaml",
+        "oauthpolicies.yaml",
+        "clusteroauthpolicies.yaml",
+    ] {
         let generated = std::fs::read(repo_root().join("crds/manifests").join(file)).unwrap();
         let charted = std::fs::read(repo_root().join(CHART).join("crds").join(file)).unwrap();
         assert!(
@@ -161,6 +165,7 @@ async fn helm_template_output_is_accepted_by_the_api_server() {
     let docs = render("gh", &ns, &[]);
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     for kind in [
+        "ClusterOAuthPolicy",
         "CustomResourceDefinition",
         "ServiceAccount",
         "ClusterRole",
@@ -221,6 +226,9 @@ async fn helm_install_creates_the_operator_objects_with_a_hardened_pod() {
     let ns = cp.namespace("install").await.unwrap();
     let release = format!("gh-{}", gatehouse_tests::suffix());
     let kubeconfig = cp.kubeconfig_path();
+    // The control plane is shared: the default ClusterOAuthPolicy selects only this test's namespace.
+    let only_here =
+        format!("clusterPolicy.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name={ns}");
     let out = run_helm(&[
         "install",
         &release,
@@ -229,6 +237,8 @@ async fn helm_install_creates_the_operator_objects_with_a_hardened_pod() {
         &ns,
         "--kubeconfig",
         kubeconfig.to_str().unwrap(),
+        "--set",
+        &only_here,
     ]);
     assert!(out.status.success(), "helm install failed:\n{}", text(&out));
     assert!(
@@ -265,6 +275,16 @@ async fn helm_install_creates_the_operator_objects_with_a_hardened_pod() {
         !secret_rule.verbs.iter().any(|v| v == "delete" || v == "*"),
         "no delete on secrets: {secret_rule:?}"
     );
+
+    let ceilings: Api<gatehouse_crds::ClusterOAuthPolicy> = Api::all(client.clone());
+    let default = ceilings.get(&format!("{release}-default")).await.unwrap();
+    assert_eq!(
+        default.spec.allowed_grant_types,
+        Some(gatehouse_crds::cluster_policy::BUILT_IN_GRANT_TYPES.to_vec()),
+        "the default ceiling allows no more grants than the built-in one"
+    );
+    assert_eq!(default.spec.allow_first_party, Some(false));
+    assert_eq!(default.spec.publishable_audiences, Some(vec![]));
 
     let uninstall = run_helm(&[
         "uninstall",

@@ -36,7 +36,7 @@ fn failed(type_: &'static str) -> Desired {
 #[test]
 fn a_reconciled_client_shows_its_effective_settings_and_the_new_rotation_times() {
     let c = client();
-    let resolution = resolve(&c, &[]).unwrap();
+    let resolution = resolve(&c, &gatehouse_crds::Cluster::default()).unwrap();
     let outcome = SecretOutcome {
         digests: vec![],
         plan: Some(Plan {
@@ -74,7 +74,7 @@ fn a_reconciled_client_shows_its_effective_settings_and_the_new_rotation_times()
 #[test]
 fn a_failed_secret_step_keeps_the_last_rotation_times_and_drops_the_rotate_annotation() {
     let c = client();
-    let resolution = resolve(&c, &[]).unwrap();
+    let resolution = resolve(&c, &gatehouse_crds::Cluster::default()).unwrap();
     let conditions = with_ready(failed(cond::SECRET_SYNCED), failed(cond::REGISTERED));
     let s = status(
         &c,
