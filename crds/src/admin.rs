@@ -152,19 +152,7 @@ impl ClientRegistration {
     /// Checks the rules the server relies on. The CRD schema already enforces most of them in a
     /// cluster; the admin API checks again because it is also reachable without one.
     pub fn validate(&self) -> Result<(), FieldError> {
-        let id = &self.client_id;
-        if id.is_empty() || id.len() > 253 {
-            return Err(field_error("clientId", "must be 1 to 253 characters"));
-        }
-        if !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))
-        {
-            return Err(field_error(
-                "clientId",
-                "may contain only letters, digits and . _ ~ -",
-            ));
-        }
+        check_client_id(&self.client_id).map_err(|why| field_error("clientId", why))?;
         if let Some(owner) = &self.owner {
             for (field, value) in [
                 ("owner.namespace", &owner.namespace),
@@ -256,6 +244,28 @@ impl ClientRegistration {
         }
         Ok(())
     }
+}
+
+/// The CRD's pattern for `spec.clientId`, which [`check_client_id`] enforces outside a cluster. It has
+/// no `:`, so that no client_id can equal a user's subject (`user:...`,
+/// [RFC 9700 §4.15](https://www.rfc-editor.org/rfc/rfc9700#section-4.15)).
+pub const CLIENT_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._~-]*$";
+
+/// The client_id rule of the CRD: 1 to 253 characters matching [`CLIENT_ID_PATTERN`].
+pub fn check_client_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() || id.len() > 253 {
+        return Err("must be 1 to 253 characters");
+    }
+    if !id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("must start with a letter or a digit");
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))
+    {
+        return Err("may contain only letters, digits and . _ ~ - (no colon: user subjects are user:...)");
+    }
+    Ok(())
 }
 
 /// The redirect-URI rule of the CRD: absolute, no fragment, https unless the host is loopback.
@@ -374,6 +384,32 @@ mod tests {
             secret_digest("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn client_ids_follow_the_crd_pattern_and_never_hold_a_colon() {
+        assert_eq!(CLIENT_ID_PATTERN, r"^[A-Za-z0-9][A-Za-z0-9._~-]*$");
+        for id in ["billing", "orders-service.demo", "a", "A1._~-", &"x".repeat(253)] {
+            assert_eq!(check_client_id(id), Ok(()), "{id}");
+        }
+        assert_eq!(check_client_id(""), Err("must be 1 to 253 characters"));
+        assert_eq!(
+            check_client_id(&"x".repeat(254)),
+            Err("must be 1 to 253 characters")
+        );
+        for id in ["-billing", ".billing", "~a", "_a"] {
+            assert_eq!(
+                check_client_id(id),
+                Err("must start with a letter or a digit"),
+                "{id}"
+            );
+        }
+        for id in ["user:0123", "a:b", "a b", "a/b", "caf\u{e9}"] {
+            assert!(
+                check_client_id(id).unwrap_err().starts_with("may contain only"),
+                "{id}"
+            );
+        }
     }
 
     #[test]

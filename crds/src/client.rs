@@ -54,7 +54,7 @@ pub struct OAuthClientSpec {
     /// The OAuth client_id. Defaults to `<name>.<namespace>`. Immutable once set, so that a deleted Secret
     /// or a new operator never changes the identity a workload authenticates with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._~-]*$"))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::admin::CLIENT_ID_PATTERN))]
     pub client_id: Option<String>,
 
     /// A human-readable name shown on the consent page.

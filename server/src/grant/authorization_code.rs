@@ -13,6 +13,7 @@ use crate::oauth::pkce::{self, Method};
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::store::{AuthorizationCode, Spend};
 use crate::token::family::{self, NewGrant};
+use crate::token::id_token::About;
 use crate::token::{self, TokenResponse};
 
 /// The description of an unknown, expired or another client's code.
@@ -31,8 +32,8 @@ pub struct CodeGrant<'a> {
     pub client: &'a ClientRegistration,
     /// The request's redirect_uri, which the token request must repeat.
     pub redirect_uri: &'a str,
-    /// The signed-in user.
-    pub username: &'a str,
+    /// The signed-in user's subject.
+    pub subject: &'a str,
     /// The granted scopes.
     pub scopes: &'a [String],
     /// The PKCE challenge and its method.
@@ -53,7 +54,7 @@ pub async fn issue_code(state: &AppState, grant: &CodeGrant<'_>, now: i64) -> cr
             family_id: family::new_family_id(),
             client_id: grant.client.client_id.clone(),
             redirect_uri: grant.redirect_uri.to_owned(),
-            username: grant.username.to_owned(),
+            subject: grant.subject.to_owned(),
             scope: grant.scopes.join(" "),
             code_challenge: grant.challenge.map(|(c, _)| c.to_owned()),
             code_challenge_method: grant.challenge.map(|(_, m)| m.as_str().to_owned()),
@@ -164,13 +165,13 @@ pub async fn exchange(
         }
         return Err(refusal.into());
     }
-    match state.db.find_user(&row.username).await? {
-        Some(user) if !user.user.disabled => {}
+    let user = match state.db.find_user_by_subject(&row.subject).await? {
+        Some(stored) if !stored.user.disabled => stored.user,
         _ => {
             state.db.spend(Spend::Code(&hash)).await?;
             return Err(Refusal::Invalid.into());
         }
-    }
+    };
     let scopes: Vec<String> = row
         .scope
         .split(' ')
@@ -178,7 +179,7 @@ pub async fn exchange(
         .map(str::to_owned)
         .collect();
     let grant = NewGrant {
-        subject: &row.username,
+        subject: &user.subject,
         scopes: &scopes,
         auth_time: row.auth_time,
         family_id: &row.family_id,
@@ -191,12 +192,16 @@ pub async fn exchange(
         return Err(Refusal::Replayed.into());
     };
     if scopes.iter().any(|s| s == "openid") {
+        let about = About {
+            user: &user,
+            scopes: &scopes,
+            nonce: row.nonce.as_deref(),
+            auth_time: row.auth_time,
+        };
         response.id_token = Some(token::id_token::id_token(
             state,
             &client.client,
-            &row.username,
-            row.nonce.as_deref(),
-            row.auth_time,
+            &about,
             &response.access_token,
             now,
         )?);
@@ -217,7 +222,7 @@ mod tests {
             family_id: "f".to_owned(),
             client_id: "web".to_owned(),
             redirect_uri: "https://app.example/cb".to_owned(),
-            username: "alice".to_owned(),
+            subject: "user:0123456789abcdef0123456789abcdef".to_owned(),
             scope: "openid".to_owned(),
             code_challenge: challenge.map(|(c, _)| c.to_owned()),
             code_challenge_method: challenge.map(|(_, m)| m.to_owned()),

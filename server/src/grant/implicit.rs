@@ -10,16 +10,16 @@ use crate::token::Minted;
 use crate::token::family;
 use crate::{AppState, Result};
 
-/// Issues the access token for a signed-in user who approved the request, at `now`.
+/// Issues the access token for a signed-in user (by subject) who approved the request, at `now`.
 pub async fn issue(
     state: &AppState,
     client: &ClientRegistration,
-    username: &str,
+    subject: &str,
     scopes: &[String],
     now: i64,
 ) -> Result<Minted> {
     let family_id = family::new_family_id();
-    let pending = family::access_token(state, client, username, scopes, &family_id, now)?;
+    let pending = family::access_token(state, client, subject, scopes, &family_id, now)?;
     // Nothing is spent, so the transaction always stores.
     state
         .db

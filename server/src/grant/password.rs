@@ -38,7 +38,7 @@ pub async fn exchange(
     // from then, so under load `expires_in` errs long by the queue's wait, never short.
     let family_id = family::new_family_id();
     let grant = NewGrant {
-        subject: &user.username,
+        subject: &user.subject,
         scopes: &scopes,
         auth_time: now,
         family_id: &family_id,

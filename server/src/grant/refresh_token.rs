@@ -13,6 +13,7 @@ use crate::oauth::scope::is_scope_token;
 use crate::oauth::{ErrorCode, OAuthError, Params};
 use crate::store::{RefreshToken, Spend};
 use crate::token::family::{self, Family};
+use crate::token::id_token::About;
 use crate::token::{self, TokenResponse};
 
 /// The description of a refresh token that is unknown, expired, revoked or another client's.
@@ -126,13 +127,13 @@ pub async fn exchange(
         Err(Refusal::Reused) => return Err(reused().await?),
         Err(refusal) => return Err(refusal.into()),
     };
-    match state.db.find_user(&row.subject).await? {
-        Some(user) if !user.user.disabled => {}
+    let user = match state.db.find_user_by_subject(&row.subject).await? {
+        Some(stored) if !stored.user.disabled => stored.user,
         _ => {
             state.db.revoke_family(&row.family_id, now).await?;
             return Err(Refusal::Invalid.into());
         }
-    }
+    };
     let pending = family::access_token(state, &client.client, &row.subject, &scopes, &row.family_id, now)?;
     // Without rotation (the policy's `refreshTokenRotation: false`) the token stays valid until the
     // family ends, and no new one is issued (RFC 6749 §6: the server MAY issue one). A token spent
@@ -160,12 +161,16 @@ pub async fn exchange(
     // OIDC Core §12.2: a refresh of an `openid` grant returns a new ID token with the original
     // auth_time and no nonce.
     if scopes.iter().any(|s| s == "openid") {
+        let about = About {
+            user: &user,
+            scopes: &scopes,
+            nonce: None,
+            auth_time: row.auth_time,
+        };
         response.id_token = Some(token::id_token::id_token(
             state,
             &client.client,
-            &row.subject,
-            None,
-            row.auth_time,
+            &about,
             &response.access_token,
             now,
         )?);
@@ -202,7 +207,7 @@ mod tests {
             token_hash: "h".to_owned(),
             family_id: "f".to_owned(),
             client_id: "web".to_owned(),
-            subject: "alice".to_owned(),
+            subject: "user:0123456789abcdef0123456789abcdef".to_owned(),
             scope: scope.to_owned(),
             auth_time: 0,
             issued_at: 0,

@@ -1,5 +1,9 @@
 //! OpenID Connect's `/userinfo` ([Core §5.3](https://openid.net/specs/openid-connect-core-1_0.html#UserInfo))
 //! behind a Bearer token, with RFC 6750 errors. The ID token is issued in [`crate::token::id_token`].
+//!
+//! It answers only for a token issued to a user, found by the token's subject: a client's own token
+//! (client_credentials, `sub` = its client_id) is `invalid_token`, never the claims of a user whose
+//! name happens to equal the client_id ([RFC 9700 §4.15](https://www.rfc-editor.org/rfc/rfc9700#section-4.15)).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::oauth::{ErrorCode, OAuthError, no_store};
+use crate::users::subject;
 use crate::{AppState, token};
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -51,6 +56,28 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resu
             "the access token is invalid, expired or revoked",
         ));
     };
+    let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+    let client_id = claims
+        .get("client_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(subject) = subject::of_token(sub, client_id) else {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "the access token was issued to a client, not to a user",
+        ));
+    };
+    let Some(user) = state
+        .db
+        .find_user_by_subject(subject)
+        .await?
+        .filter(|u| !u.user.disabled)
+    else {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "the user no longer exists or is disabled",
+        ));
+    };
     let scopes: Vec<&str> = claims
         .get("scope")
         .and_then(Value::as_str)
@@ -67,15 +94,8 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resu
             json!({"error": ErrorCode::InsufficientScope, "error_description": "the token was not granted openid"}),
         ));
     }
-    let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
-    let Some(user) = state.db.find_user(subject).await?.filter(|u| !u.user.disabled) else {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidToken,
-            "the user no longer exists",
-        ));
-    };
     let mut out = Map::new();
-    out.insert("sub".to_owned(), json!(user.user.username));
+    out.insert("sub".to_owned(), json!(user.user.subject));
     if scopes.contains(&"profile") {
         out.insert("preferred_username".to_owned(), json!(user.user.username));
         if let Some(name) = &user.user.name {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use gatehouse_crds::admin::{ClientRegistration, SecretDigest, secret_digest};
+use gatehouse_crds::admin::{ClientRegistration, SecretDigest, check_client_id, secret_digest};
 use gatehouse_crds::credentials::{Credentials, KeyNames};
 use gatehouse_crds::{Cluster, ClusterOAuthPolicy, OAuthClient, OAuthPolicy, resolve};
 use serde::Deserialize;
@@ -238,6 +238,9 @@ fn register(
     let resolution = resolve(client, cluster).map_err(|e| manifest_error(path, format!("{what}: {e}")))?;
     let spec = &client.spec;
     let client_id = client.client_id();
+    // Before anything is generated for it: a client_id outside the CRD's pattern gets no Secret file.
+    check_client_id(&client_id)
+        .map_err(|why| manifest_error(path, format!("{what}: spec.clientId: {why}")))?;
     let source = format!("{SOURCE_PREFIX}{namespace}/{name}");
     let mut registration = ClientRegistration::of(client, &resolution, source, Vec::new());
     // A directory is not a cluster: its registrations belong to whoever runs the server, even if a

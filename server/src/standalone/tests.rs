@@ -223,3 +223,33 @@ spec:
         "{error}"
     );
 }
+
+#[test]
+fn a_client_id_with_a_colon_is_refused_before_any_secret_is_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "impostor.yaml",
+        r#"
+apiVersion: gatehouse.dev/v1alpha1
+kind: OAuthClient
+metadata: {name: impostor, namespace: team-a}
+spec:
+  clientId: "user:0123456789abcdef0123456789abcdef"
+  grantTypes: [client_credentials]
+"#,
+    );
+    let error = load_dir(dir.path(), "https://issuer").unwrap_err().to_string();
+    assert!(error.contains("impostor.yaml"), "{error}");
+    assert!(
+        error.contains(
+            "OAuthClient team-a/impostor: spec.clientId: may contain only letters, digits and . _ ~ -"
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no Secret file was written"
+    );
+}

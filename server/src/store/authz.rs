@@ -8,7 +8,9 @@ use crate::Result;
 /// A sign-in session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
-    /// The user.
+    /// The user's subject.
+    pub subject: String,
+    /// The user's name, for the consent page (not stored with the session: read from the user).
     pub username: String,
     /// When they signed in.
     pub auth_time: i64,
@@ -25,8 +27,8 @@ pub struct AuthorizationCode {
     pub client_id: String,
     /// The redirect_uri of the request.
     pub redirect_uri: String,
-    /// The user.
-    pub username: String,
+    /// The user's subject.
+    pub subject: String,
     /// Granted scopes, space-separated.
     pub scope: String,
     /// The PKCE challenge.
@@ -47,10 +49,10 @@ impl Db {
     /// Stores a session.
     pub async fn insert_session(&self, session_hash: &str, session: &Session, expires_at: i64) -> Result<()> {
         sqlx::query(
-            "INSERT INTO sessions (session_hash, username, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO sessions (session_hash, subject, auth_time, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(session_hash)
-        .bind(&session.username)
+        .bind(&session.subject)
         .bind(session.auth_time)
         .bind(expires_at)
         .execute(&self.writer)
@@ -58,10 +60,11 @@ impl Db {
         Ok(())
     }
 
-    /// A live session by the hash of its cookie.
+    /// A live session of an enabled user, by the hash of its cookie.
     pub async fn find_session(&self, session_hash: &str, now: i64) -> Result<Option<Session>> {
         let row = sqlx::query(
-            "SELECT username, auth_time FROM sessions WHERE session_hash = $1 AND expires_at > $2",
+            "SELECT s.subject, u.username, s.auth_time FROM sessions s JOIN users u ON u.subject = s.subject \
+             WHERE s.session_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
         )
         .bind(session_hash)
         .bind(now)
@@ -69,6 +72,7 @@ impl Db {
         .await?;
         row.map(|r| {
             Ok(Session {
+                subject: r.try_get("subject")?,
                 username: r.try_get("username")?,
                 auth_time: r.try_get("auth_time")?,
             })
@@ -76,20 +80,20 @@ impl Db {
         .transpose()
     }
 
-    /// Remembers consent to scopes.
+    /// Remembers a user's consent to scopes.
     pub async fn insert_consent(
         &self,
-        username: &str,
+        subject: &str,
         client_id: &str,
         scopes: &[String],
         now: i64,
     ) -> Result<()> {
         for scope in scopes {
             sqlx::query(
-                "INSERT INTO consents (username, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (username, client_id, scope) DO NOTHING",
+                "INSERT INTO consents (subject, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (subject, client_id, scope) DO NOTHING",
             )
-            .bind(username)
+            .bind(subject)
             .bind(client_id)
             .bind(scope)
             .bind(now)
@@ -99,10 +103,10 @@ impl Db {
         Ok(())
     }
 
-    /// The scopes a user consented to for a client.
-    pub async fn consented_scopes(&self, username: &str, client_id: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT scope FROM consents WHERE username = $1 AND client_id = $2")
-            .bind(username)
+    /// The scopes a user (by subject) consented to for a client.
+    pub async fn consented_scopes(&self, subject: &str, client_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT scope FROM consents WHERE subject = $1 AND client_id = $2")
+            .bind(subject)
             .bind(client_id)
             .fetch_all(&self.pool)
             .await?;
@@ -114,7 +118,7 @@ impl Db {
     /// Stores a code.
     pub async fn insert_code(&self, c: &AuthorizationCode) -> Result<()> {
         sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, family_id, client_id, redirect_uri, username, scope, \
+            "INSERT INTO authorization_codes (code_hash, family_id, client_id, redirect_uri, subject, scope, \
              code_challenge, code_challenge_method, auth_time, expires_at, used, nonce) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11)",
         )
@@ -122,7 +126,7 @@ impl Db {
         .bind(&c.family_id)
         .bind(&c.client_id)
         .bind(&c.redirect_uri)
-        .bind(&c.username)
+        .bind(&c.subject)
         .bind(&c.scope)
         .bind(c.code_challenge.as_deref())
         .bind(c.code_challenge_method.as_deref())
@@ -137,7 +141,7 @@ impl Db {
     /// A code by hash.
     pub async fn find_code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>> {
         let row = sqlx::query(
-            "SELECT code_hash, family_id, client_id, redirect_uri, username, scope, code_challenge, \
+            "SELECT code_hash, family_id, client_id, redirect_uri, subject, scope, code_challenge, \
              code_challenge_method, auth_time, expires_at, used, nonce FROM authorization_codes WHERE code_hash = $1",
         )
         .bind(code_hash)
@@ -149,7 +153,7 @@ impl Db {
                 family_id: r.try_get("family_id")?,
                 client_id: r.try_get("client_id")?,
                 redirect_uri: r.try_get("redirect_uri")?,
-                username: r.try_get("username")?,
+                subject: r.try_get("subject")?,
                 scope: r.try_get("scope")?,
                 code_challenge: r.try_get("code_challenge")?,
                 code_challenge_method: r.try_get("code_challenge_method")?,

@@ -88,7 +88,7 @@ pub struct RefreshToken {
     pub family_id: String,
     /// The client it was issued to.
     pub client_id: String,
-    /// The user.
+    /// The user's subject.
     pub subject: String,
     /// Space-separated scopes of the original grant.
     pub scope: String,

@@ -38,6 +38,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The migrations of this backend's schema. [`Db::connect`] runs them all; a test of an upgrade
+    /// runs them up to a version (`run_to`), writes rows of that version and then connects.
+    pub fn migrations(self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
     /// The backend a database URL names, by its scheme.
     pub fn of_url(url: &str) -> Result<Self> {
         if url.starts_with("sqlite:") {
@@ -186,10 +195,7 @@ impl Db {
                 (pool.clone(), pool)
             }
         };
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&writer).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&writer).await?,
-        }
+        backend.migrations().run(&writer).await?;
         let db = Self {
             pool,
             writer,

@@ -12,8 +12,11 @@ use crate::Result;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    /// The name signed in with; also the `sub` of the user's tokens.
+    /// The name signed in with.
     pub username: String,
+    /// The `sub` of the user's tokens ([`crate::users::subject`]): given when the user is created,
+    /// never changed. Read-only in the admin API.
+    pub subject: String,
     /// Display name, the OIDC `name` claim.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -63,6 +66,7 @@ fn stored_user(row: &AnyRow) -> Result<StoredUser> {
     Ok(StoredUser {
         user: User {
             username: row.try_get("username")?,
+            subject: row.try_get("subject")?,
             name: row.try_get("name")?,
             email: row.try_get("email")?,
             disabled: row.try_get::<i64, _>("disabled")? != 0,
@@ -73,16 +77,24 @@ fn stored_user(row: &AnyRow) -> Result<StoredUser> {
     })
 }
 
-const USER_COLUMNS: &str = "username, password_hash, name, email, disabled, created_at, updated_at";
+/// The columns that name one user.
+#[derive(Clone, Copy)]
+enum UniqueColumn {
+    Username,
+    Subject,
+}
+
+const USER_COLUMNS: &str = "username, subject, password_hash, name, email, disabled, created_at, updated_at";
 
 impl Db {
     /// Adds a user; returns `false` when the username is taken.
     pub async fn insert_user(&self, user: &User, password_hash: &str) -> Result<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO users (username, password_hash, name, email, disabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (username) DO NOTHING",
+            "INSERT INTO users (username, subject, password_hash, name, email, disabled, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username) DO NOTHING",
         )
         .bind(&user.username)
+        .bind(&user.subject)
         .bind(password_hash)
         .bind(user.name.as_deref())
         .bind(user.email.as_deref())
@@ -97,10 +109,23 @@ impl Db {
 
     /// A user by name.
     pub async fn find_user(&self, username: &str) -> Result<Option<StoredUser>> {
+        self.find_user_by(UniqueColumn::Username, username).await
+    }
+
+    /// A user by subject.
+    pub async fn find_user_by_subject(&self, subject: &str) -> Result<Option<StoredUser>> {
+        self.find_user_by(UniqueColumn::Subject, subject).await
+    }
+
+    async fn find_user_by(&self, column: UniqueColumn, value: &str) -> Result<Option<StoredUser>> {
+        let column = match column {
+            UniqueColumn::Username => "username",
+            UniqueColumn::Subject => "subject",
+        };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+            "SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"
         )))
-        .bind(username)
+        .bind(value)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(stored_user).transpose()
@@ -160,14 +185,13 @@ impl Db {
         Ok(updated > 0)
     }
 
-    /// Deletes a user; returns whether it existed.
-    pub async fn delete_user(&self, username: &str) -> Result<bool> {
-        let deleted = sqlx::query("DELETE FROM users WHERE username = $1")
+    /// Deletes a user; returns the subject of the user it deleted, if one existed.
+    pub async fn delete_user(&self, username: &str) -> Result<Option<String>> {
+        let row = sqlx::query("DELETE FROM users WHERE username = $1 RETURNING subject")
             .bind(username)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        Ok(deleted > 0)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.map(|r| Ok(r.try_get("subject")?)).transpose()
     }
 
     // ---- throttling ----

@@ -27,7 +27,8 @@ pub const REGISTERED_CLAIMS: [&str; 11] = [
 pub struct AccessClaims {
     /// Issuer.
     pub iss: String,
-    /// Subject: the client itself for client_credentials, the user otherwise.
+    /// Subject: the client_id for client_credentials, the user's subject (`user:...`, never the
+    /// username) otherwise; the two never collide ([`crate::users::subject`]).
     pub sub: String,
     /// Audiences.
     pub aud: Audience,

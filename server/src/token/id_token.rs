@@ -8,6 +8,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::keys::{JwtType, SigningAlg};
+use crate::store::User;
 use crate::{AppState, Error, Result};
 
 /// `at_hash`: the left half of the hash of the access token, with the hash of the signing algorithm
@@ -20,13 +21,25 @@ pub fn at_hash(access_token: &str, alg: SigningAlg) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
-/// Signs an ID token for `subject`, to `client`, at `now`.
+/// Who an ID token is about, and what the grant lets it say.
+#[derive(Clone, Copy, Debug)]
+pub struct About<'a> {
+    /// The user: `sub` is their subject, never their username.
+    pub user: &'a User,
+    /// The granted scopes: with `profile`, the username goes in `preferred_username`
+    /// ([Core §5.1](https://openid.net/specs/openid-connect-core-1_0.html#StandardClaims)).
+    pub scopes: &'a [String],
+    /// The nonce of the authorization request.
+    pub nonce: Option<&'a str>,
+    /// When the user signed in.
+    pub auth_time: i64,
+}
+
+/// Signs an ID token about a user, to `client`, at `now`.
 pub fn id_token(
     state: &AppState,
     client: &ClientRegistration,
-    subject: &str,
-    nonce: Option<&str>,
-    auth_time: i64,
+    about: &About<'_>,
     access_token: &str,
     now: i64,
 ) -> Result<String> {
@@ -36,16 +49,21 @@ pub fn id_token(
         .ok_or(Error::Crypto("no signing key is active"))?;
     let mut claims = json!({
         "iss": state.config.issuer,
-        "sub": subject,
+        "sub": about.user.subject,
         "aud": client.client_id,
         "azp": client.client_id,
         "exp": now + client.effective.access_token_ttl_seconds,
         "iat": now,
-        "auth_time": auth_time,
+        "auth_time": about.auth_time,
         "at_hash": at_hash(access_token, key.alg),
     });
-    if let (Some(nonce), Some(map)) = (nonce, claims.as_object_mut()) {
-        map.insert("nonce".to_owned(), json!(nonce));
+    if let Some(map) = claims.as_object_mut() {
+        if let Some(nonce) = about.nonce {
+            map.insert("nonce".to_owned(), json!(nonce));
+        }
+        if about.scopes.iter().any(|s| s == "profile") {
+            map.insert("preferred_username".to_owned(), json!(about.user.username));
+        }
     }
     key.sign_jwt(JwtType::IdToken, &claims)
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use argon2::password_hash::PasswordHash;
 use serde::Deserialize;
 
+pub mod subject;
 pub mod throttle;
 
 pub use crate::password::{
@@ -60,10 +61,11 @@ pub fn check_password(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Revokes every refresh-token family of a user (and the access tokens issued within them).
-pub async fn revoke_user_grants(state: &AppState, username: &str) -> Result<usize> {
+/// Revokes every refresh-token family of a user, by subject (and the access tokens issued within
+/// them).
+pub async fn revoke_user_grants(state: &AppState, subject: &str) -> Result<usize> {
     let now = state.clock.now();
-    let families = state.db.user_families(username).await?;
+    let families = state.db.user_families(subject).await?;
     for family in &families {
         state.db.revoke_family(family, now).await?;
     }
@@ -171,6 +173,7 @@ pub async fn seed_file(state: &AppState, path: &Path) -> Result<usize> {
             None => {
                 let user = User {
                     username: entry.username.clone(),
+                    subject: subject::new(),
                     name: entry.name.clone(),
                     email: entry.email.clone(),
                     disabled: entry.disabled,
@@ -186,7 +189,7 @@ pub async fn seed_file(state: &AppState, path: &Path) -> Result<usize> {
             Some(stored) => {
                 if let Some(hash) = new_hash {
                     state.db.set_user_password(&entry.username, &hash, now).await?;
-                    revoke_user_grants(state, &entry.username).await?;
+                    revoke_user_grants(state, &stored.user.subject).await?;
                 }
                 if stored.user.name != entry.name || stored.user.email != entry.email {
                     state
@@ -205,7 +208,7 @@ pub async fn seed_file(state: &AppState, path: &Path) -> Result<usize> {
                         .set_user_disabled(&entry.username, entry.disabled, now)
                         .await?;
                     if entry.disabled {
-                        revoke_user_grants(state, &entry.username).await?;
+                        revoke_user_grants(state, &stored.user.subject).await?;
                     }
                 }
             }

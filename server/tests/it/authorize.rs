@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::on_both_backends;
 use crate::support::*;
-use crate::users::{PASSWORD, admin, create_user};
+use crate::users::{PASSWORD, create_user, set_disabled, subject_of};
 
 pub const REDIRECT: &str = "http://localhost:3000/cb";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -223,6 +223,23 @@ pub async fn exchange(
     server.post_form("/token", &encode(&form), None).await
 }
 
+/// Signs in as alice at `/authorize` with `pairs`, allows, and exchanges the code for `client_id` with
+/// [`VERIFIER`]; returns the token response.
+pub async fn code_flow_tokens(server: &TestServer, client_id: &str, pairs: &[(&str, &str)]) -> Value {
+    let code = get_code(&mut Browser::new(), server, &authorize_url(server, pairs)).await;
+    exchange(server, client_id, &code, Some(VERIFIER))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Verifies an ID token against the server's JWKS (typ JWT, iss, aud = `audience`, exp); returns its
+/// claims.
+pub async fn verify_id_token(server: &TestServer, id_token: &str, audience: &str) -> Value {
+    crate::keys::verify_jwt(server, id_token, "JWT", audience).await.1
+}
+
 pub async fn setup(backend: Backend) -> TestServer {
     let server = TestServer::start(backend).await;
     server.register(&spa("spa")).await;
@@ -412,14 +429,7 @@ async fn concurrent_exchanges_of_one_code_issue_exactly_one_set_of_tokens(backen
 /// does not revive it.
 async fn a_code_of_a_disabled_user_is_refused_and_stays_spent(backend: Backend) {
     let (server, form, secret) = web_app_code_exchange(backend).await;
-    let disable = admin(
-        &server,
-        reqwest::Method::POST,
-        "/admin/v1/users/alice/disable",
-        None,
-    )
-    .await;
-    assert_eq!(disable.status(), 200);
+    set_disabled(&server, "alice", true).await;
     let description = assert_error(
         server.post_form("/token", &form, Some(("web", &secret))).await,
         400,
@@ -427,14 +437,7 @@ async fn a_code_of_a_disabled_user_is_refused_and_stays_spent(backend: Backend) 
     )
     .await;
     assert_eq!(description, "the authorization code is invalid or expired");
-    let enable = admin(
-        &server,
-        reqwest::Method::POST,
-        "/admin/v1/users/alice/enable",
-        None,
-    )
-    .await;
-    assert_eq!(enable.status(), 200);
+    set_disabled(&server, "alice", false).await;
     let description = assert_error(
         server.post_form("/token", &form, Some(("web", &secret))).await,
         400,
@@ -620,35 +623,16 @@ async fn openid_issues_a_signed_id_token_and_userinfo_answers_for_it(backend: Ba
     let mut pairs = code_request("rp", &challenge);
     pairs[3] = ("scope", "openid email");
     pairs.push(("nonce", "n-0S6_WzA2Mj"));
-    let url = authorize_url(&server, &pairs);
-    let code = get_code(&mut Browser::new(), &server, &url).await;
-    let body: Value = exchange(&server, "rp", &code, Some(VERIFIER))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = code_flow_tokens(&server, "rp", &pairs).await;
     let access = body["access_token"].as_str().unwrap();
-    let id_token = body["id_token"].as_str().unwrap();
-    let jwks: jsonwebtoken::jwk::JwkSet = server
-        .http
-        .get(server.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let header = jsonwebtoken::decode_header(id_token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("JWT"));
-    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&header.kid.unwrap()).unwrap()).unwrap();
-    let mut validation = jsonwebtoken::Validation::new(header.alg);
-    validation.set_issuer(&[ISSUER]);
-    validation.set_audience(&["rp"]);
-    let claims = jsonwebtoken::decode::<Value>(id_token, &key, &validation)
-        .unwrap()
-        .claims;
+    let claims = verify_id_token(&server, body["id_token"].as_str().unwrap(), "rp").await;
+    let alice = subject_of(&server, "alice").await;
     assert_eq!(claims["iss"], ISSUER);
-    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["sub"], alice.as_str());
+    assert!(
+        claims.get("preferred_username").is_none(),
+        "no profile scope: {claims}"
+    );
     assert_eq!(claims["aud"], "rp");
     assert_eq!(claims["azp"], "rp");
     assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
@@ -667,7 +651,7 @@ async fn openid_issues_a_signed_id_token_and_userinfo_answers_for_it(backend: Ba
     let info: Value = info.json().await.unwrap();
     assert_eq!(
         info,
-        serde_json::json!({"sub": "alice", "email": "alice@example.com"})
+        serde_json::json!({"sub": alice, "email": "alice@example.com"})
     );
 
     let none = server.http.get(server.url("/userinfo")).send().await.unwrap();

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::authorize::{authorize_url, s256};
 use crate::on_both_backends;
 use crate::support::*;
-use crate::users::{PASSWORD, create_user};
+use crate::users::{PASSWORD, create_user, subject_of};
 
 const VERIFIER: &str = "browser-test-verifier-0123456789-0123456789-abcdefghij";
 
@@ -227,7 +227,7 @@ async fn chromium_signs_in_consents_and_brings_back_a_code_that_exchanges_with_p
     assert!(body["refresh_token"].is_string(), "{body}");
     let (_, claims) =
         crate::keys::verify_independently(&server, body["access_token"].as_str().unwrap()).await;
-    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["sub"], subject_of(&server, "alice").await.as_str());
     assert!(body["id_token"].is_string(), "{body}");
     server.stop().await;
 }

@@ -130,11 +130,16 @@ async fn the_openidconnect_crate_verifies_the_id_token_of_the_code_flow_and_of_a
     };
 
     use crate::authorize::{Browser, REDIRECT, sign_in_and_allow, spa};
-    use crate::users::{PASSWORD, create_user};
+    use crate::users::{PASSWORD, create_user, subject_of};
 
     let server = TestServer::start_with(backend, Options::own_issuer()).await;
     let mut rp = spa("rp");
-    rp.effective.scopes = vec!["openid".to_owned(), "email".to_owned(), "read".to_owned()];
+    rp.effective.scopes = vec![
+        "openid".to_owned(),
+        "profile".to_owned(),
+        "email".to_owned(),
+        "read".to_owned(),
+    ];
     server.register(&rp).await;
     create_user(&server, "alice", PASSWORD).await;
 
@@ -155,6 +160,7 @@ async fn the_openidconnect_crate_verifies_the_id_token_of_the_code_flow_and_of_a
             Nonce::new_random,
         )
         .add_scope(Scope::new("email".to_owned()))
+        .add_scope(Scope::new("profile".to_owned()))
         .set_pkce_challenge(challenge)
         .url();
 
@@ -173,7 +179,10 @@ async fn the_openidconnect_crate_verifies_the_id_token_of_the_code_flow_and_of_a
     let id_token = token.id_token().expect("an id_token for the openid scope");
     let id_verifier = oidc.id_token_verifier();
     let claims = id_token.claims(&id_verifier, &nonce).unwrap();
-    assert_eq!(claims.subject().as_str(), "alice");
+    // The opaque subject, not the username, which comes as preferred_username with `profile`.
+    let alice = subject_of(&server, "alice").await;
+    assert_eq!(claims.subject().as_str(), alice);
+    assert_eq!(claims.preferred_username().map(|u| u.as_str()), Some("alice"));
     assert_eq!(claims.issuer().as_str(), server.issuer());
     assert_eq!(claims.authorized_party().map(|p| p.as_str()), Some("rp"));
     let auth_time = claims.auth_time().expect("auth_time");
@@ -210,7 +219,7 @@ async fn the_openidconnect_crate_verifies_the_id_token_of_the_code_flow_and_of_a
             Some(_) => Err("a refreshed ID token carries no nonce".to_owned()),
         })
         .unwrap();
-    assert_eq!(new_claims.subject().as_str(), "alice");
+    assert_eq!(new_claims.subject().as_str(), alice);
     assert_eq!(new_claims.auth_time(), Some(auth_time));
     assert!(new_claims.issue_time() > claims.issue_time());
     server.stop().await;

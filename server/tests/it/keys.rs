@@ -9,9 +9,14 @@ use serde_json::{Value, json};
 use crate::on_both_backends;
 use crate::support::*;
 
-/// Verifies `token` with the `jsonwebtoken` crate against the server's current JWKS, checking typ,
-/// kid, iss, aud and exp. Returns the kid and the claims.
+/// Verifies an access token with the `jsonwebtoken` crate against the server's current JWKS, checking
+/// typ, kid, iss, aud and exp. Returns the kid and the claims.
 pub async fn verify_independently(server: &TestServer, token: &str) -> (String, Value) {
+    verify_jwt(server, token, "at+jwt", AUDIENCE).await
+}
+
+/// Verifies a JWT of type `typ` for `audience` as [`verify_independently`] does.
+pub async fn verify_jwt(server: &TestServer, token: &str, typ: &str, audience: &str) -> (String, Value) {
     let jwks: JwkSet = server
         .http
         .get(server.url("/jwks"))
@@ -22,7 +27,7 @@ pub async fn verify_independently(server: &TestServer, token: &str) -> (String, 
         .await
         .unwrap();
     let header = decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.typ.as_deref(), Some(typ));
     let kid = header.kid.clone().unwrap();
     let jwk = jwks
         .find(&kid)
@@ -30,7 +35,7 @@ pub async fn verify_independently(server: &TestServer, token: &str) -> (String, 
     let key = DecodingKey::from_jwk(jwk).unwrap();
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[server.issuer()]);
-    validation.set_audience(&[AUDIENCE]);
+    validation.set_audience(&[audience]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     let data = decode::<Value>(token, &key, &validation).unwrap();
     (kid, data.claims)

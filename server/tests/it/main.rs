@@ -20,6 +20,7 @@ mod purge;
 mod refresh;
 mod replicas;
 mod standalone;
+mod subjects;
 mod support;
 mod token;
 mod users;

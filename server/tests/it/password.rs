@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::on_both_backends;
 use crate::support::*;
-use crate::users::{PASSWORD, create_user, password_client, password_grant};
+use crate::users::{PASSWORD, assert_user_subject, create_user, password_client, password_grant, subject_of};
 
 async fn the_password_grant_issues_a_user_token_and_a_refresh_token(backend: Backend) {
     let server = TestServer::start(backend).await;
@@ -22,7 +22,9 @@ async fn the_password_grant_issues_a_user_token_and_a_refresh_token(backend: Bac
         .introspect(body["access_token"].as_str().unwrap(), ("app", &secret_of("app")))
         .await;
     assert_eq!(claims["active"], true);
-    assert_eq!(claims["sub"], "alice");
+    let sub = claims["sub"].as_str().unwrap();
+    assert_user_subject(sub);
+    assert_eq!(sub, subject_of(&server, "alice").await);
     assert_eq!(claims["client_id"], "app");
     server.stop().await;
 }

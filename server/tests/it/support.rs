@@ -210,7 +210,11 @@ impl TestServer {
 
     pub async fn start_with(backend: Backend, options: Options) -> Self {
         let db = TestDb::create(backend).await;
-        let clock = Arc::new(ManualClock::starting_now());
+        Self::start_on(db, Arc::new(ManualClock::starting_now()), options).await
+    }
+
+    /// A server on a database the test prepared, such as one at an older schema version.
+    pub async fn start_on(db: TestDb, clock: Arc<ManualClock>, options: Options) -> Self {
         let running = start(settings(db.url(), &options), clock.clone()).await.unwrap();
         Self {
             running: Some(running),

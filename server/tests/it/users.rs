@@ -22,6 +22,41 @@ pub async fn create_user(server: &TestServer, username: &str, password: &str) {
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
 }
 
+/// A user's subject, the `sub` of their tokens, as the admin API shows it.
+pub async fn subject_of(server: &TestServer, username: &str) -> String {
+    let response = admin(
+        server,
+        reqwest::Method::GET,
+        &format!("/admin/v1/users/{username}"),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let user: Value = response.json().await.unwrap();
+    user["subject"].as_str().unwrap().to_owned()
+}
+
+/// Disables or enables a user through the admin API.
+pub async fn set_disabled(server: &TestServer, username: &str, disabled: bool) {
+    let action = if disabled { "disable" } else { "enable" };
+    let path = format!("/admin/v1/users/{username}/{action}");
+    let response = admin(server, reqwest::Method::POST, &path, None).await;
+    assert_eq!(response.status(), 200);
+}
+
+/// Asserts that `sub` is a user subject: `user:` and 32 lower-case hex digits.
+pub fn assert_user_subject(sub: &str) {
+    let hex = sub
+        .strip_prefix("user:")
+        .unwrap_or_else(|| panic!("{sub} is no user subject"));
+    assert_eq!(hex.len(), 32, "{sub}");
+    assert!(
+        hex.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{sub}"
+    );
+}
+
 pub async fn admin(
     server: &TestServer,
     method: reqwest::Method,

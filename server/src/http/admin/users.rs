@@ -8,7 +8,8 @@
 //! - `DELETE /admin/v1/users/{username}`: 204 whether or not it existed.
 //!
 //! A new password, disabling and deleting revoke the user's refresh tokens. Answers never carry a
-//! password or its hash.
+//! password or its hash. A user document shows the user's `subject`, the `sub` of their tokens, which
+//! the server assigns and nobody can set ([`users::subject`]).
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -89,6 +90,7 @@ pub async fn create_user(State(state): State<AppState>, request: Request) -> Res
     let now = state.clock.now();
     let user = User {
         username,
+        subject: users::subject::new(),
         name,
         email,
         disabled: false,
@@ -125,6 +127,9 @@ pub async fn set_password(
 ) -> Result<Response, OAuthError> {
     let NewPassword { password } = json_body(request).await?;
     let password_hash = hash(&state, password).await?;
+    let Some(stored) = state.db.find_user(&username).await? else {
+        return Ok(not_found(&username));
+    };
     if !state
         .db
         .set_user_password(&username, &password_hash, state.clock.now())
@@ -132,7 +137,7 @@ pub async fn set_password(
     {
         return Ok(not_found(&username));
     }
-    let revoked = users::revoke_user_grants(&state, &username).await?;
+    let revoked = users::revoke_user_grants(&state, &stored.user.subject).await?;
     tracing::info!(%username, revoked_grants = revoked, "user password changed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -145,16 +150,16 @@ async fn set_disabled(state: &AppState, username: &str, disabled: bool) -> Resul
     {
         return Ok(not_found(username));
     }
+    let Some(stored) = state.db.find_user(username).await? else {
+        return Ok(not_found(username));
+    };
     if disabled {
-        let revoked = users::revoke_user_grants(state, username).await?;
+        let revoked = users::revoke_user_grants(state, &stored.user.subject).await?;
         tracing::info!(%username, revoked_grants = revoked, "user disabled");
     } else {
         tracing::info!(%username, "user enabled");
     }
-    match state.db.find_user(username).await? {
-        Some(stored) => Ok(Json(stored.user).into_response()),
-        None => Ok(not_found(username)),
-    }
+    Ok(Json(stored.user).into_response())
 }
 
 /// `POST /admin/v1/users/{username}/disable`.
@@ -178,8 +183,8 @@ pub async fn delete_user(
     State(state): State<AppState>,
     Path(username): Path<String>,
 ) -> Result<Response, OAuthError> {
-    if state.db.delete_user(&username).await? {
-        let revoked = users::revoke_user_grants(&state, &username).await?;
+    if let Some(subject) = state.db.delete_user(&username).await? {
+        let revoked = users::revoke_user_grants(&state, &subject).await?;
         tracing::info!(%username, revoked_grants = revoked, "user deleted");
     }
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -319,7 +319,7 @@ async fn complete(
             let grant = CodeGrant {
                 client: &request.client,
                 redirect_uri: &request.redirect_uri,
-                username: &session.username,
+                subject: &session.subject,
                 scopes: &request.scopes,
                 challenge: request.challenge.as_ref().map(|(c, m)| (c.as_str(), *m)),
                 nonce: request.nonce.as_deref(),
@@ -339,7 +339,7 @@ async fn complete(
         }
         ResponseType::Token => {
             let minted =
-                implicit::issue(state, &request.client, &session.username, &request.scopes, now).await?;
+                implicit::issue(state, &request.client, &session.subject, &request.scopes, now).await?;
             let expires_in = minted.expires_in.to_string();
             let mut pairs = vec![
                 ("access_token", minted.token.as_str()),
@@ -392,7 +392,7 @@ async fn proceed(
     } else {
         let given = state
             .db
-            .consented_scopes(&session.username, &request.client.client_id)
+            .consented_scopes(&session.subject, &request.client.client_id)
             .await?;
         !has("consent") && request.scopes.iter().all(|s| given.contains(s))
     };
@@ -483,6 +483,7 @@ pub async fn login(State(state): State<AppState>, form: Form) -> Response {
         };
         let value = token::random();
         let session = Session {
+            subject: user.subject,
             username: user.username,
             auth_time: now,
         };
@@ -530,7 +531,7 @@ pub async fn consent(State(state): State<AppState>, form: Form) -> Response {
         }
         state
             .db
-            .insert_consent(&session.username, &request.client.client_id, &request.scopes, now)
+            .insert_consent(&session.subject, &request.client.client_id, &request.scopes, now)
             .await?;
         complete(&state, &request, &session, now).await
     }
