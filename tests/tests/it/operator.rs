@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 
 mod ceiling;
 mod ownership;
+mod subjects;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -65,6 +66,8 @@ struct World {
     http: reqwest::Client,
     operators: Vec<Proc>,
     server: Option<Proc>,
+    /// The admin API's bearer token, once the server runs.
+    admin_token: String,
 }
 
 impl World {
@@ -89,6 +92,7 @@ impl World {
             http: reqwest::Client::new(),
             operators: Vec::new(),
             server: None,
+            admin_token: String::new(),
         }
     }
 
@@ -245,7 +249,7 @@ impl World {
     /// Secrets the operator generated.
     async fn start_server(&mut self) {
         let (_, server) = binaries().await;
-        let (server, _) = start_operated_server(
+        let (server, admin_token) = start_operated_server(
             &self.kube,
             &OperatedServer {
                 bin: &server,
@@ -260,6 +264,7 @@ impl World {
         .await
         .unwrap();
         self.server = Some(server);
+        self.admin_token = admin_token;
     }
 
     fn stop_server(&mut self) {
