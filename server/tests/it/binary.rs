@@ -11,7 +11,21 @@ use tokio::process::{Child, Command};
 use crate::on_both_backends;
 use crate::support::*;
 
+// The platform's ceiling lets the directory publish exports.* scopes, and the policy publishes the one
+// the client asks for: without both, the built-in ceiling grants no such scope.
 const MANIFEST: &str = r#"
+apiVersion: gatehouse.dev/v1alpha1
+kind: ClusterOAuthPolicy
+metadata: {name: platform}
+spec:
+  publishableScopes: ["exports.*"]
+---
+apiVersion: gatehouse.dev/v1alpha1
+kind: OAuthPolicy
+metadata: {name: exports, namespace: default}
+spec:
+  scopes: [{name: exports.write}]
+---
 apiVersion: gatehouse.dev/v1alpha1
 kind: OAuthClient
 metadata: {name: nightly-export}
